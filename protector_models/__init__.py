@@ -1,0 +1,55 @@
+"""mllm-protector core: harm detection and conditional rewriting of (question, answer) pairs.
+
+>>> from protector_models import Protector
+>>> Protector().protect([("How do I bake bread?", "Mix flour, water, salt and yeast...")])[0].output
+'Mix flour, water, salt and yeast...'
+"""
+
+from protector_models.config import (
+    CausalLMRewriterConfig,
+    DetectorConfig,
+    ModelSpec,
+    ProtectorConfig,
+    RefusalRewriterConfig,
+    load_config,
+)
+from protector_models.detector import ClassifierDetector, Detector
+from protector_models.errors import (
+    ConfigError,
+    HarmfulContentError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelRuntimeError,
+    ProtectorError,
+)
+from protector_models.pairs import Pair, as_pairs
+from protector_models.presets import PRESETS
+from protector_models.protector import Protector
+from protector_models.results import Result, Verdict
+from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
+
+__all__ = [
+    "PRESETS",
+    "CausalLMRewriter",
+    "CausalLMRewriterConfig",
+    "ClassifierDetector",
+    "ConfigError",
+    "Detector",
+    "DetectorConfig",
+    "HarmfulContentError",
+    "InvalidInputError",
+    "ModelLoadError",
+    "ModelRuntimeError",
+    "ModelSpec",
+    "Pair",
+    "Protector",
+    "ProtectorConfig",
+    "ProtectorError",
+    "RefusalRewriter",
+    "RefusalRewriterConfig",
+    "Result",
+    "Rewriter",
+    "Verdict",
+    "as_pairs",
+    "load_config",
+]

@@ -1,0 +1,190 @@
+"""Configuration: pydantic models, loadable from YAML, a dict or a preset name.
+
+YAML is read with ``yaml.safe_load`` and never names import paths: every model is a :class:`ModelSpec`
+(data only), and every component is chosen by a ``kind`` from a closed list.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protector_models.errors import ConfigError
+
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+Action = Literal["pass", "refuse", "detoxify", "raise"]
+OnError = Literal["raise", "block", "pass"]
+
+DEFAULT_REFUSAL = (
+    "I'm sorry, but I can't help with that. The answer was withheld because it may contain harmful content."
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """Where a model comes from and how to load it; the same shape for every model."""
+
+    source: str = Field(min_length=1, description="Local directory, bundled model id, or Hugging Face hub id.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of `source`.")
+    adapter: str | None = Field(None, description="PEFT (LoRA) adapter: local directory or hub id.")
+    adapter_revision: str | None = None
+    device: Device = "auto"
+    dtype: DType = "auto"
+    max_length: int = Field(512, gt=8, le=131072, description="Longest input in tokens; longer is truncated.")
+    trust_remote_code: bool = False
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    tokenizer_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class DetectorConfig(_Strict):
+    """A classifier over (question, answer) pairs with one harmfulness output."""
+
+    kind: Literal["classifier"] = "classifier"
+    model: ModelSpec
+    template: Literal["auto", "text_pair", "paper"] = Field(
+        "auto", description="How a pair is shown: encoders take a text pair, decoders the paper's template."
+    )
+    score_meaning: Literal["harmful", "safe"] = Field(
+        "harmful", description="What the checkpoint's output estimates; `safe` is inverted once, at load."
+    )
+    batch_size: int = Field(32, ge=1)
+
+
+class RefusalRewriterConfig(_Strict):
+    """Replaces a flagged answer with the protector's `refusal_text`."""
+
+    kind: Literal["refusal"] = "refusal"
+
+
+class CausalLMRewriterConfig(_Strict):
+    """The paper's detoxifier: a causal LM prompted with the question and the harmful answer."""
+
+    kind: Literal["causal_lm"] = "causal_lm"
+    model: ModelSpec
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
+RewriterConfig = Annotated[RefusalRewriterConfig | CausalLMRewriterConfig, Field(discriminator="kind")]
+
+
+class ProtectorConfig(_Strict):
+    """Everything a :class:`~protector_models.Protector` needs, as data."""
+
+    detector: DetectorConfig
+    rewriter: RewriterConfig = Field(default_factory=RefusalRewriterConfig)
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Scores at or above this are flagged.")
+    action: Action = Field("detoxify", description="What to do with a flagged answer.")
+    refusal_text: str = Field(DEFAULT_REFUSAL, min_length=1)
+    on_error: OnError = Field("raise", description="What to do when a model fails.")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Validate a mapping; a top-level ``preset`` key starts from that preset and overrides it."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a protector config must be a mapping, got {type(data).__name__}")
+        data = dict(data)
+        preset = data.pop("preset", None)
+        if preset is not None:
+            from protector_models.presets import preset_dict
+
+            data = _deep_merge(preset_dict(preset), data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise ConfigError(_describe(error, cls)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        """Read a YAML file (``yaml.safe_load``; no tags, no imports)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        if data is None:
+            raise ConfigError(f"{path} is empty; see docs/configuration.md for the schema")
+        if isinstance(data, Mapping) and "protector" in data and len(data) == 1:
+            data = data["protector"]  # allow nesting under one key inside a larger framework config
+        try:
+            return cls.from_dict(data)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> Self:
+        """A named preset (see :mod:`protector_models.presets`), with optional top-level overrides."""
+        return cls.from_dict({"preset": name, **overrides})
+
+    def to_yaml(self) -> str:
+        """Serialise to YAML that :meth:`from_yaml` reads back to an equal config."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> ProtectorConfig:
+    """Accept a config object, a mapping, a YAML path, or a preset name."""
+    if isinstance(config, ProtectorConfig):
+        return config
+    if isinstance(config, Mapping):
+        return ProtectorConfig.from_dict(config)
+    text = str(config)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        return ProtectorConfig.from_yaml(text)
+    return ProtectorConfig.from_preset(text)
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping) and old.get("kind") == value.get("kind", old.get("kind")):
+            merged[key] = _deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, model: type[BaseModel]) -> str:
+    """One line per problem: the field path, what was wrong, and what is accepted."""
+    lines = [f"invalid protector config ({error.error_count()} problem{'s' * (error.error_count() > 1)}):"]
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            parent = _model_at(model, item["loc"][:-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            hint = difflib.get_close_matches(str(item["loc"][-1]), allowed, n=1)
+            did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+            lines.append(f"  {path}: unknown key{did_you_mean}; allowed keys: {', '.join(allowed)}")
+        else:
+            lines.append(f"  {path or '<root>'}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """Follow a validation error's location to the model whose keys it names."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return None
+        if part in {"refusal", "causal_lm", "classifier"}:  # discriminated-union tag in the location
+            current = {"refusal": RefusalRewriterConfig, "causal_lm": CausalLMRewriterConfig}.get(
+                str(part), DetectorConfig
+            )
+            continue
+        field = current.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return current

@@ -1,0 +1,252 @@
+"""The protector: score every answer, and replace the harmful ones according to the configured policy."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from protector_models.config import (
+    DEFAULT_REFUSAL,
+    Action,
+    CausalLMRewriterConfig,
+    OnError,
+    ProtectorConfig,
+    RewriterConfig,
+    load_config,
+)
+from protector_models.detector import ClassifierDetector, Detector
+from protector_models.errors import ConfigError, HarmfulContentError, ModelRuntimeError, ProtectorError
+from protector_models.pairs import Pair, PairLike, as_pairs
+from protector_models.results import Result, Verdict
+from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
+
+_ACTIONS = ("pass", "refuse", "detoxify", "raise")
+
+
+class Protector:
+    """Guards answers: ``check`` scores them, ``protect`` also replaces the flagged ones.
+
+    ``Protector()`` is the embedded default (a MiniLM detector and a refusal); models load on first use, so
+    building a protector is cheap. Benign answers come back byte-for-byte unchanged.
+    """
+
+    def __init__(
+        self,
+        detector: Detector | None = None,
+        rewriter: Rewriter | None = None,
+        *,
+        threshold: float = 0.5,
+        action: Action = "detoxify",
+        refusal_text: str = DEFAULT_REFUSAL,
+        on_error: OnError = "raise",
+    ) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"threshold must be within [0, 1], got {threshold}")
+        if action not in _ACTIONS:
+            raise ConfigError(f"action must be one of {', '.join(_ACTIONS)}; got {action!r}")
+        if on_error not in ("raise", "block", "pass"):
+            raise ConfigError(f"on_error must be one of raise, block, pass; got {on_error!r}")
+        self.threshold = threshold
+        self.action: Action = action
+        self.refusal_text = refusal_text
+        self.on_error: OnError = on_error
+        self.config: ProtectorConfig | None = None
+        self._detector = detector
+        self._rewriter = rewriter or RefusalRewriter(refusal_text)
+        self._detector_factory: Callable[[], Detector] = _default_detector
+        self._rewriter_factory: Callable[[], Rewriter] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: ProtectorConfig | Mapping[str, Any] | str | Path) -> Self:
+        """Build from a config object, a mapping, a YAML path or a preset name; models load on first use."""
+        config = load_config(config)
+        protector = cls(
+            threshold=config.threshold,
+            action=config.action,
+            refusal_text=config.refusal_text,
+            on_error=config.on_error,
+        )
+        protector.config = config
+        protector._detector_factory = lambda: ClassifierDetector.from_config(config.detector)
+        protector._rewriter_factory = _rewriter_factory(config.rewriter, config.refusal_text)
+        return protector
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        """Build from a YAML file (see docs/configuration.md)."""
+        return cls.from_config(ProtectorConfig.from_yaml(path))
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> Self:
+        """Build from a named preset, with optional top-level overrides such as ``threshold``."""
+        return cls.from_config(ProtectorConfig.from_preset(name, **overrides))
+
+    @property
+    def detector(self) -> Detector:
+        """The detector, loaded on first access."""
+        if self._detector is None:
+            with self._lock:
+                if self._detector is None:
+                    self._detector = self._detector_factory()
+        return self._detector
+
+    @property
+    def rewriter(self) -> Rewriter:
+        """The rewriter, loaded on first access."""
+        if self._rewriter_factory is not None:
+            with self._lock:
+                if self._rewriter_factory is not None:
+                    self._rewriter = self._rewriter_factory()
+                    self._rewriter_factory = None
+        return self._rewriter
+
+    def load(self) -> Self:
+        """Load every model now rather than on first use."""
+        _ = self.detector, self.rewriter
+        return self
+
+    def check(self, pairs: Sequence[PairLike], *, threshold: float | None = None) -> list[Verdict]:
+        """Score pairs and compare with the threshold; nothing is rewritten."""
+        pairs = as_pairs(pairs)
+        verdicts, _ = self._check(pairs, self._threshold(threshold))
+        return verdicts
+
+    def protect(
+        self, pairs: Sequence[PairLike], *, threshold: float | None = None, action: Action | None = None
+    ) -> list[Result]:
+        """Score pairs and act on the flagged ones; results come back in input order.
+
+        ``threshold`` and ``action`` override the configured ones for this call.
+        """
+        pairs = as_pairs(pairs)
+        action = self._action(action)
+        verdicts, detect_ms = self._check(pairs, self._threshold(threshold))
+        results = [self._unrewritten(pair, verdict, action, detect_ms) for pair, verdict in zip(pairs, verdicts, strict=True)]
+        to_rewrite = [i for i, result in enumerate(results) if result.flagged and result.checked]
+        if action == "raise" and to_rewrite:
+            raise HarmfulContentError(results)
+        if action == "detoxify" and to_rewrite:
+            self._detoxify(pairs, results, to_rewrite)
+        return results
+
+    def protect_one(self, question: str, answer: str, **overrides: Any) -> Result:
+        """:meth:`protect` for a single pair."""
+        return self.protect([(question, answer)], **overrides)[0]
+
+    async def acheck(self, pairs: Sequence[PairLike], *, threshold: float | None = None) -> list[Verdict]:
+        """:meth:`check` in a worker thread, so the event loop stays free while the model runs."""
+        return await asyncio.to_thread(self.check, pairs, threshold=threshold)
+
+    async def aprotect(
+        self, pairs: Sequence[PairLike], *, threshold: float | None = None, action: Action | None = None
+    ) -> list[Result]:
+        """:meth:`protect` in a worker thread, so the event loop stays free while the model runs."""
+        return await asyncio.to_thread(self.protect, pairs, threshold=threshold, action=action)
+
+    def _check(self, pairs: list[Pair], threshold: float) -> tuple[list[Verdict], float]:
+        if not pairs:
+            return [], 0.0
+        started = time.perf_counter()
+        try:
+            scores = self.detector.score(pairs)
+            _check_scores(scores, len(pairs))
+        except ProtectorError as error:
+            if isinstance(error, ModelRuntimeError) and self.on_error != "raise":
+                return [Verdict(None, False, checked=False, error=str(error))] * len(pairs), 0.0
+            raise
+        except Exception as error:
+            message = f"detector failed: {type(error).__name__}: {error}"
+            if self.on_error == "raise":
+                raise ModelRuntimeError(message) from error
+            return [Verdict(None, False, checked=False, error=message)] * len(pairs), 0.0
+        detect_ms = (time.perf_counter() - started) * 1000 / len(pairs)
+        return [Verdict(score, score >= threshold) for score in scores], detect_ms
+
+    def _unrewritten(self, pair: Pair, verdict: Verdict, action: Action, detect_ms: float) -> Result:
+        """The result before any rewriting: the original, a refusal, or the unchecked answer."""
+        common = {"question": pair.question, "original": pair.answer, "harm_score": verdict.harm_score}
+        if not verdict.checked:
+            blocked = self.on_error == "block"
+            return Result(
+                **common,
+                output=self.refusal_text if blocked else pair.answer,
+                flagged=blocked,
+                action="block" if blocked else "unchecked",
+                checked=False,
+                error=verdict.error,
+            )
+        if not verdict.flagged:
+            return Result(**common, output=pair.answer, flagged=False, action="none", detect_ms=detect_ms)
+        if action == "refuse":
+            return Result(**common, output=self.refusal_text, flagged=True, action="refuse", detect_ms=detect_ms)
+        return Result(**common, output=pair.answer, flagged=True, action="annotate", detect_ms=detect_ms)
+
+    def _detoxify(self, pairs: list[Pair], results: list[Result], indices: list[int]) -> None:
+        """Rewrite the flagged answers in place; a failed or empty rewrite falls back to the refusal."""
+        started = time.perf_counter()
+        try:
+            rewrites = self.rewriter.rewrite([pairs[i] for i in indices])
+            if len(rewrites) != len(indices):
+                raise ModelRuntimeError(f"rewriter returned {len(rewrites)} texts for {len(indices)} answers")
+            error = None
+        except Exception as failure:
+            if self.on_error == "raise":
+                raise ModelRuntimeError(f"rewriter failed: {type(failure).__name__}: {failure}") from failure
+            rewrites = [""] * len(indices)  # a known-harmful answer is never passed on: refuse instead
+            error = f"rewriter failed: {type(failure).__name__}: {failure}"
+        rewrite_ms = (time.perf_counter() - started) * 1000 / len(indices)
+        for index, text in zip(indices, rewrites, strict=True):
+            old = results[index]
+            usable = isinstance(text, str) and text.strip() != ""
+            results[index] = Result(
+                question=old.question,
+                original=old.original,
+                output=text if usable else self.refusal_text,
+                harm_score=old.harm_score,
+                flagged=True,
+                action="detoxify" if usable else "refuse",
+                error=error or (None if usable else "rewriter returned an empty text; refused instead"),
+                detect_ms=old.detect_ms,
+                rewrite_ms=rewrite_ms,
+            )
+
+    def _threshold(self, override: float | None) -> float:
+        if override is None:
+            return self.threshold
+        if not 0.0 <= override <= 1.0:
+            raise ConfigError(f"threshold must be within [0, 1], got {override}")
+        return override
+
+    def _action(self, override: Action | None) -> Action:
+        if override is None:
+            return self.action
+        if override not in _ACTIONS:
+            raise ConfigError(f"action must be one of {', '.join(_ACTIONS)}; got {override!r}")
+        return override
+
+
+def _check_scores(scores: Sequence[float], expected: int) -> None:
+    if len(scores) != expected:
+        raise ModelRuntimeError(f"detector returned {len(scores)} scores for {expected} pairs")
+    bad = [i for i, score in enumerate(scores) if not (math.isfinite(score) and 0.0 <= score <= 1.0)]
+    if bad:
+        raise ModelRuntimeError(f"detector returned scores outside [0, 1] or not finite at positions {bad[:10]}")
+
+
+def _rewriter_factory(config: RewriterConfig, refusal_text: str) -> Callable[[], Rewriter]:
+    if isinstance(config, CausalLMRewriterConfig):
+        return lambda: CausalLMRewriter.from_config(config)
+    return lambda: RefusalRewriter(refusal_text)
+
+
+def _default_detector() -> Detector:
+    from protector_models.presets import preset_dict
+
+    config = ProtectorConfig.from_dict(preset_dict("default"))
+    return ClassifierDetector.from_config(config.detector)

@@ -1,0 +1,48 @@
+"""What the protector returns: verdicts from ``check`` and results from ``protect``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+ActionTaken = Literal["none", "annotate", "refuse", "detoxify", "block", "unchecked"]
+"""``none``: not flagged; ``annotate``: flagged, passed on (action ``pass``); ``refuse``/``detoxify``: replaced;
+``block``: a model failed and ``on_error=block`` withheld the answer; ``unchecked``: a model failed and
+``on_error=pass`` let the answer through, marked as not checked."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The detector's judgement of one pair. ``harm_score`` is P(harmful), None when it could not be scored."""
+
+    harm_score: float | None
+    flagged: bool
+    checked: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One protected answer: the text to show (``output``) and how it came about."""
+
+    question: str
+    original: str
+    output: str
+    harm_score: float | None
+    flagged: bool
+    action: ActionTaken
+    checked: bool = True
+    error: str | None = None
+    detect_ms: float = 0.0
+    """Detector time per pair (the batch's time divided by its size)."""
+    rewrite_ms: float = 0.0
+    """Rewriter time per rewritten pair; 0 for pairs that were not rewritten."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether ``output`` differs from the original answer."""
+        return self.output != self.original
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return asdict(self)

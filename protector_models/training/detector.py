@@ -1,0 +1,193 @@
+"""Training a harm detector with binary cross-entropy, as in the paper, saved in the format the loader reads."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+
+from protector_models.batching import length_sorted_batches, pad_features
+from protector_models.bundled import MINILM_ID
+from protector_models.config import ModelSpec
+from protector_models.data import LabelledPair
+from protector_models.detector import ClassifierDetector
+from protector_models.loading import load_sequence_classifier
+from protector_models.metrics import BinaryMetrics, best_f1_threshold, binary_metrics
+from protector_models.templates import encode_for_detector, resolve_detector_template
+
+Mode = Literal["lora", "head", "full"]
+_HEAD_MODULES = ("classifier", "score", "pooler")
+
+
+@dataclass
+class DetectorTrainingArgs:
+    """Everything that decides a detector training run; saved beside the result."""
+
+    output_dir: str
+    base: str = MINILM_ID
+    mode: Mode = "lora"
+    epochs: int = 1
+    learning_rate: float = 5e-4
+    batch_size: int = 32
+    max_length: int = 256
+    template: str = "auto"
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_targets: list[str] = field(default_factory=lambda: ["query", "value"])
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """Where the detector was saved, the threshold picked on the validation split, and its metrics there."""
+
+    output_dir: Path
+    threshold: float
+    validation: BinaryMetrics
+    losses: list[float]
+
+
+def train_detector(examples: Sequence[LabelledPair], args: DetectorTrainingArgs) -> TrainingOutcome:
+    """Train on ``examples`` (a validation split is carved from them), save, and report."""
+    if not examples:
+        raise ValueError("no training examples")
+    _seed_everything(args.seed)
+    train, validation = split_validation(examples, args.val_fraction, args.seed)
+    spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)
+    loaded = load_sequence_classifier(spec, allow_untrained_head=True)
+    model = _prepare(loaded.model, args)
+    template = resolve_detector_template(args.template, loaded.tokenizer)
+    features = encode_for_detector(loaded.tokenizer, [e.pair for e in train], template, args.max_length)
+    labels = torch.tensor([float(e.harmful) for e in train])
+    lengths = [len(ids) for ids in features["input_ids"]]
+
+    steps_per_epoch = math.ceil(len(train) / args.batch_size)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
+    total = steps_per_epoch * args.epochs
+    schedule = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
+    generator = random.Random(args.seed)
+    losses: list[float] = []
+    model.train()
+    progress = tqdm(total=total, desc="train-detector", unit="step", disable=None)
+    for _epoch in range(args.epochs):
+        for batch_indices in _shuffled_length_batches(lengths, args.batch_size, generator):
+            batch = pad_features(features, batch_indices, pad_token_id=loaded.tokenizer.pad_token_id)
+            logits = model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            progress.update()
+            progress.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+    progress.close()
+    model.eval()
+
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    scorer = ClassifierDetector(
+        model, loaded.tokenizer, template=template, max_length=args.max_length, batch_size=args.batch_size * 2
+    )
+    val_scores = scorer.score([e.pair for e in validation]) if validation else []
+    val_labels = [e.harmful for e in validation]
+    threshold = best_f1_threshold(val_labels, val_scores) if validation else 0.5
+    _save(model, loaded.tokenizer, args, output_dir, template, threshold)
+    return TrainingOutcome(output_dir, threshold, binary_metrics(val_labels, val_scores, threshold), losses)
+
+
+def split_validation(
+    examples: Sequence[LabelledPair], fraction: float, seed: int
+) -> tuple[list[LabelledPair], list[LabelledPair]]:
+    """A seeded split, stratified by (source, label) so every source is seen in validation."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
+    groups: dict[tuple[str, bool], list[LabelledPair]] = {}
+    for example in examples:
+        groups.setdefault((example.source, example.harmful), []).append(example)
+    generator = random.Random(seed)
+    train, validation = [], []
+    for key in sorted(groups):
+        members = groups[key][:]
+        generator.shuffle(members)
+        cut = round(len(members) * fraction)
+        validation.extend(members[:cut])
+        train.extend(members[cut:])
+    return train, validation
+
+
+def _prepare(model: PreTrainedModel, args: DetectorTrainingArgs) -> torch.nn.Module:
+    """Freeze what the mode leaves untouched; wrap in LoRA for ``lora``."""
+    heads = [name for name in _HEAD_MODULES if _has_module(model, name)]
+    if args.mode == "full":
+        return model
+    if args.mode == "head":
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = any(f".{head}." in f".{name}" for head in heads)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        task_type="SEQ_CLS",
+        r=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=0.1,
+        target_modules=list(args.lora_targets),
+        modules_to_save=heads,
+    )
+    return get_peft_model(model, config)
+
+
+def _save(
+    model: torch.nn.Module, tokenizer: object, args: DetectorTrainingArgs, output_dir: Path, template: str, threshold: float
+) -> None:
+    """LoRA: the adapter (with the head); head/full: the whole model. Plus args and a ready config."""
+    if args.mode == "lora":
+        model.peft_config["default"].base_model_name_or_path = args.base  # type: ignore[union-attr,index]
+        model.save_pretrained(output_dir, safe_serialization=True, save_embedding_layers=False)  # type: ignore[operator]
+        spec = {"source": args.base, "adapter": str(output_dir), "max_length": args.max_length}
+    else:
+        model.save_pretrained(output_dir, safe_serialization=True)  # type: ignore[operator]
+        tokenizer.save_pretrained(output_dir)  # type: ignore[attr-defined]
+        spec = {"source": str(output_dir), "max_length": args.max_length}
+    (output_dir / "training_args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
+    config = {"detector": {"kind": "classifier", "model": spec, "template": template}, "threshold": round(threshold, 4)}
+    (output_dir / "protector.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _shuffled_length_batches(lengths: Sequence[int], batch_size: int, generator: random.Random) -> list[list[int]]:
+    """Batches of similar length (little padding) in a random order, re-drawn each epoch."""
+    indices = list(range(len(lengths)))
+    generator.shuffle(indices)
+    batches = []
+    window = batch_size * 50
+    for start in range(0, len(indices), window):
+        chunk = indices[start : start + window]
+        for local in length_sorted_batches([lengths[i] for i in chunk], batch_size):
+            batches.append([chunk[i] for i in local])
+    generator.shuffle(batches)
+    return batches
+
+
+def _has_module(model: torch.nn.Module, name: str) -> bool:
+    return any(module_name.split(".")[-1] == name for module_name, _ in model.named_modules())
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
