@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -150,7 +150,11 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     merged = dict(base)
     for key, value in override.items():
         old = merged.get(key)
-        if isinstance(old, dict) and isinstance(value, Mapping) and old.get("kind") == value.get("kind", old.get("kind")):
+        if (
+            isinstance(old, dict)
+            and isinstance(value, Mapping)
+            and old.get("kind") == value.get("kind", old.get("kind"))
+        ):
             merged[key] = _deep_merge(old, value)
         else:
             merged[key] = value
@@ -174,17 +178,21 @@ def _describe(error: ValidationError, model: type[BaseModel]) -> str:
 
 
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """Follow a validation error's location to the model whose keys it names."""
-    current: type[BaseModel] | None = model
+    """Follow a validation error's location to the model whose keys it names (through tagged unions)."""
+    candidates = [model]
     for part in loc:
-        if current is None:
-            return None
-        if part in {"refusal", "causal_lm", "classifier"}:  # discriminated-union tag in the location
-            current = {"refusal": RefusalRewriterConfig, "causal_lm": CausalLMRewriterConfig}.get(
-                str(part), DetectorConfig
-            )
+        tagged = {c.model_fields["kind"].default: c for c in candidates if "kind" in c.model_fields}
+        if len(candidates) > 1 and part in tagged:
+            candidates = [tagged[part]]
             continue
-        field = current.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return current
+        field = candidates[0].model_fields.get(str(part)) if len(candidates) == 1 else None
+        if field is None:
+            return None
+        candidates = _models_in(field.annotation)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [found for arg in get_args(annotation) for found in _models_in(arg)]

@@ -49,7 +49,9 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
     try:
         record = json.loads(text)
     except json.JSONDecodeError as error:
-        raise InvalidInputError(f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno})") from None
+        raise InvalidInputError(
+            f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno})"
+        ) from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{where} line {number}: expected a JSON object, got {type(record).__name__}")
     return record

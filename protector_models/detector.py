@@ -79,7 +79,10 @@ class ClassifierDetector:
         with torch.inference_mode():
             for chunk in length_sorted_batches(lengths, self.batch_size):
                 batch = pad_features(
-                    features, chunk, pad_token_id=self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side
+                    features,
+                    chunk,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    padding_side=self.tokenizer.padding_side,
                 )
                 probabilities = self._probabilities({k: v.to(self.device) for k, v in batch.items()})
                 for index, value in zip(chunk, probabilities.tolist(), strict=True):

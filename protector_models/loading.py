@@ -7,6 +7,7 @@ Weights load from safetensors only; ``trust_remote_code`` is passed through only
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,11 +89,19 @@ def _load(auto_class: Any, source: str, spec: ModelSpec, extra: dict[str, Any]) 
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
     adapter_dir = _resolve_adapter(spec) if spec.adapter else None
-    tokenizer_source = adapter_dir if adapter_dir and (Path(adapter_dir) / "tokenizer_config.json").is_file() else source
+    tokenizer_source = (
+        adapter_dir if adapter_dir and (Path(adapter_dir) / "tokenizer_config.json").is_file() else source
+    )
     tokenizer = _call(AutoTokenizer.from_pretrained, tokenizer_source, spec, what="tokenizer", tokenizer=True)
-    with _quiet_transformers(enabled=adapter_dir is not None or "num_labels" in extra):  # a head to come
+    with _quiet_transformers(missing_head_expected=adapter_dir is not None or "num_labels" in extra):
         model = _call(
-            auto_class.from_pretrained, source, spec, what="model weights", dtype=dtype, use_safetensors=True, **extra
+            auto_class.from_pretrained,
+            source,
+            spec,
+            what="model weights",
+            dtype=dtype,
+            use_safetensors=True,
+            **extra,
         )
     if adapter_dir is not None:
         model = _merge_adapter(model, adapter_dir, spec)
@@ -113,7 +122,9 @@ def _resolve_adapter(spec: ModelSpec) -> str:
         try:
             from huggingface_hub import snapshot_download
 
-            source = snapshot_download(source, revision=spec.adapter_revision, allow_patterns=["*.json", "*.safetensors"])
+            source = snapshot_download(
+                source, revision=spec.adapter_revision, allow_patterns=["*.json", "*.safetensors"]
+            )
         except Exception as error:
             raise ModelLoadError(
                 f"could not fetch adapter '{spec.adapter}' from the Hugging Face hub ({type(error).__name__}: "
@@ -140,7 +151,7 @@ def _merge_adapter(model: PreTrainedModel, adapter_dir: str, spec: ModelSpec) ->
             f"adapter {spec.adapter} does not fit model {spec.source} ({type(error).__name__}: {error}); "
             "check that the adapter was trained on this base model"
         ) from None
-    return merged  # type: ignore[no-any-return]
+    return merged
 
 
 def _call(loader: Any, source: str, spec: ModelSpec, *, what: str, tokenizer: bool = False, **kwargs: Any) -> Any:
@@ -170,13 +181,15 @@ def _first_line(error: Exception) -> str:
 
 
 @contextmanager
-def _quiet_transformers(*, enabled: bool) -> Any:
-    if not enabled:
-        yield
-        return
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
+def _quiet_transformers(*, missing_head_expected: bool) -> Iterator[None]:
+    """No per-file progress bars; no warning about a missing head that an adapter or training will supply."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    if missing_head_expected:
+        hf_logging.set_verbosity_error()
     try:
         yield
     finally:
-        hf_logging.set_verbosity(previous)
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -27,7 +27,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper-3b": {
         "detector": {
             **_PAPER_DETECTOR,
-            "model": {"source": "openlm-research/open_llama_3b_v2", "adapter": "renjiepi/protector_detector_3b_lora"},
+            "model": {
+                "source": "openlm-research/open_llama_3b_v2",
+                "adapter": "renjiepi/protector_detector_3b_lora",
+            },
         },
         "rewriter": {"kind": "refusal"},
     },

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -127,7 +128,9 @@ class Protector:
         pairs = as_pairs(pairs)
         action = self._action(action)
         verdicts, detect_ms = self._check(pairs, self._threshold(threshold))
-        results = [self._unrewritten(pair, verdict, action, detect_ms) for pair, verdict in zip(pairs, verdicts, strict=True)]
+        results = [
+            self._unrewritten(pair, verdict, action, detect_ms) for pair, verdict in zip(pairs, verdicts, strict=True)
+        ]
         to_rewrite = [i for i, result in enumerate(results) if result.flagged and result.checked]
         if action == "raise" and to_rewrite:
             raise HarmfulContentError(results)
@@ -170,51 +173,57 @@ class Protector:
 
     def _unrewritten(self, pair: Pair, verdict: Verdict, action: Action, detect_ms: float) -> Result:
         """The result before any rewriting: the original, a refusal, or the unchecked answer."""
-        common = {"question": pair.question, "original": pair.answer, "harm_score": verdict.harm_score}
+        result = Result(
+            question=pair.question,
+            original=pair.answer,
+            output=pair.answer,
+            harm_score=verdict.harm_score,
+            flagged=verdict.flagged,
+            action="none",
+            detect_ms=detect_ms,
+        )
         if not verdict.checked:
-            blocked = self.on_error == "block"
-            return Result(
-                **common,
-                output=self.refusal_text if blocked else pair.answer,
-                flagged=blocked,
-                action="block" if blocked else "unchecked",
-                checked=False,
-                error=verdict.error,
-            )
+            if self.on_error == "block":
+                return replace(
+                    result,
+                    output=self.refusal_text,
+                    flagged=True,
+                    action="block",
+                    checked=False,
+                    error=verdict.error,
+                )
+            return replace(result, action="unchecked", checked=False, error=verdict.error)
         if not verdict.flagged:
-            return Result(**common, output=pair.answer, flagged=False, action="none", detect_ms=detect_ms)
+            return result
         if action == "refuse":
-            return Result(**common, output=self.refusal_text, flagged=True, action="refuse", detect_ms=detect_ms)
-        return Result(**common, output=pair.answer, flagged=True, action="annotate", detect_ms=detect_ms)
+            return replace(result, output=self.refusal_text, action="refuse")
+        return replace(result, action="annotate")
 
     def _detoxify(self, pairs: list[Pair], results: list[Result], indices: list[int]) -> None:
         """Rewrite the flagged answers in place; a failed or empty rewrite falls back to the refusal."""
         started = time.perf_counter()
+        error = None
         try:
             rewrites = self.rewriter.rewrite([pairs[i] for i in indices])
             if len(rewrites) != len(indices):
                 raise ModelRuntimeError(f"rewriter returned {len(rewrites)} texts for {len(indices)} answers")
-            error = None
         except Exception as failure:
-            if self.on_error == "raise":
-                raise ModelRuntimeError(f"rewriter failed: {type(failure).__name__}: {failure}") from failure
-            rewrites = [""] * len(indices)  # a known-harmful answer is never passed on: refuse instead
             error = f"rewriter failed: {type(failure).__name__}: {failure}"
+            if self.on_error == "raise":
+                raise ModelRuntimeError(error) from failure
+            rewrites = [""] * len(indices)  # a known-harmful answer is never passed on: refuse instead
         rewrite_ms = (time.perf_counter() - started) * 1000 / len(indices)
         for index, text in zip(indices, rewrites, strict=True):
-            old = results[index]
-            usable = isinstance(text, str) and text.strip() != ""
-            results[index] = Result(
-                question=old.question,
-                original=old.original,
-                output=text if usable else self.refusal_text,
-                harm_score=old.harm_score,
-                flagged=True,
-                action="detoxify" if usable else "refuse",
-                error=error or (None if usable else "rewriter returned an empty text; refused instead"),
-                detect_ms=old.detect_ms,
-                rewrite_ms=rewrite_ms,
-            )
+            if isinstance(text, str) and text.strip():
+                results[index] = replace(results[index], output=text, action="detoxify", rewrite_ms=rewrite_ms)
+            else:
+                results[index] = replace(
+                    results[index],
+                    output=self.refusal_text,
+                    action="refuse",
+                    error=error or "rewriter returned an empty text; refused instead",
+                    rewrite_ms=rewrite_ms,
+                )
 
     def _threshold(self, override: float | None) -> float:
         if override is None:

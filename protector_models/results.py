@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ActionTaken = Literal["none", "annotate", "refuse", "detoxify", "block", "unchecked"]
@@ -33,10 +33,10 @@ class Result:
     action: ActionTaken
     checked: bool = True
     error: str | None = None
-    detect_ms: float = 0.0
-    """Detector time per pair (the batch's time divided by its size)."""
-    rewrite_ms: float = 0.0
-    """Rewriter time per rewritten pair; 0 for pairs that were not rewritten."""
+    detect_ms: float = field(default=0.0, compare=False)
+    """Detector time per pair (the batch's time divided by its size); not part of equality."""
+    rewrite_ms: float = field(default=0.0, compare=False)
+    """Rewriter time per rewritten pair; 0 for pairs that were not rewritten; not part of equality."""
 
     @property
     def changed(self) -> bool:

@@ -83,7 +83,7 @@ class CausalLMRewriter:
             for chunk in length_sorted_batches(lengths, self.batch_size):
                 batch = pad_features(features, chunk, pad_token_id=self.tokenizer.pad_token_id, padding_side="left")
                 batch.pop("token_type_ids", None)
-                generated = self.model.generate(
+                generated = self.model.generate(  # type: ignore[operator]
                     **{key: value.to(device) for key, value in batch.items()},
                     max_new_tokens=self.max_new_tokens,
                     do_sample=False,

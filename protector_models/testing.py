@@ -47,8 +47,8 @@ def save_tiny_classifier(path: str | Path, *, seed: int = 0, num_labels: int = 1
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
-        num_labels=num_labels,
     )
+    config.num_labels = num_labels
     BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

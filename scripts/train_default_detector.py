@@ -1,6 +1,6 @@
 """Train the embedded default detector on ../shared/data/train (never dev) and print validation metrics.
 
-    python scripts/train_default_detector.py --data ../shared/data/train --out runs/default-detector
+python scripts/train_default_detector.py --data ../shared/data/train --out runs/default-detector
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ from pathlib import Path
 from protector_models.data import read_labelled
 from protector_models.training import DetectorTrainingArgs, train_detector
 
-TRAIN_FILES = ("pku_saferlhf.jsonl", "diasafety_train.jsonl", "safety_tuned_llamas.jsonl", "llm_self_defense.jsonl")
+TRAIN_FILES = (
+    "pku_saferlhf.jsonl",
+    "diasafety_train.jsonl",
+    "safety_tuned_llamas.jsonl",
+    "llm_self_defense.jsonl",
+)
 
 
 def main() -> None:
@@ -38,8 +43,16 @@ def main() -> None:
     )
     started = time.perf_counter()
     outcome = train_detector(examples, args)
-    print(json.dumps({"seconds": round(time.perf_counter() - started), "threshold": outcome.threshold,
-                      "validation": outcome.validation.as_dict()}, indent=2))
+    print(
+        json.dumps(
+            {
+                "seconds": round(time.perf_counter() - started),
+                "threshold": outcome.threshold,
+                "validation": outcome.validation.as_dict(),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

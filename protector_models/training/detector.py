@@ -8,7 +8,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import yaml
@@ -102,7 +102,11 @@ def train_detector(examples: Sequence[LabelledPair], args: DetectorTrainingArgs)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     scorer = ClassifierDetector(
-        model, loaded.tokenizer, template=template, max_length=args.max_length, batch_size=args.batch_size * 2
+        cast(PreTrainedModel, model),
+        loaded.tokenizer,
+        template=template,
+        max_length=args.max_length,
+        batch_size=args.batch_size * 2,
     )
     val_scores = scorer.score([e.pair for e in validation]) if validation else []
     val_labels = [e.harmful for e in validation]
@@ -154,7 +158,12 @@ def _prepare(model: PreTrainedModel, args: DetectorTrainingArgs) -> torch.nn.Mod
 
 
 def _save(
-    model: torch.nn.Module, tokenizer: object, args: DetectorTrainingArgs, output_dir: Path, template: str, threshold: float
+    model: torch.nn.Module,
+    tokenizer: object,
+    args: DetectorTrainingArgs,
+    output_dir: Path,
+    template: str,
+    threshold: float,
 ) -> None:
     """LoRA: the adapter (with the head); head/full: the whole model. Plus args and a ready config."""
     if args.mode == "lora":
@@ -166,7 +175,10 @@ def _save(
         tokenizer.save_pretrained(output_dir)  # type: ignore[attr-defined]
         spec = {"source": str(output_dir), "max_length": args.max_length}
     (output_dir / "training_args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
-    config = {"detector": {"kind": "classifier", "model": spec, "template": template}, "threshold": round(threshold, 4)}
+    config = {
+        "detector": {"kind": "classifier", "model": spec, "template": template},
+        "threshold": round(threshold, 4),
+    }
     (output_dir / "protector.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 

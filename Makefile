@@ -1,0 +1,28 @@
+# `make demo` and `make test` set everything up from nothing (Python >= 3.11 and make are all they need).
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first, pinned: a range left to pip would pull the newest torch with gigabytes of CUDA wheels.
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test lint bench
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/.installed  ## scan the bundled sample with the embedded default detector
+	$(BIN)/mllm-protector scan examples/sample_pairs.jsonl -o -
+
+test: $(BIN)/.installed lint  ## lint, type-check and run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_detector.py

@@ -1,0 +1,64 @@
+"""``mllm-protector eval``: precision, recall, F1, AUROC and PR-AUC of the detector on labelled data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from protector_models.cli.options import build_config, fail
+from protector_models.data import read_labelled
+from protector_models.errors import ProtectorError
+from protector_models.evaluation import Evaluation, evaluate
+from protector_models.metrics import BinaryMetrics
+from protector_models.protector import Protector
+
+
+def evaluate_command(
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Labelled JSON Lines: question, answer, harmful.")],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config.")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Named preset; `default` when no --config.")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
+    device: Annotated[str | None, typer.Option("--device")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable metrics.")] = False,
+) -> None:
+    """Measure the detector (harmful = positive) at the configured threshold."""
+    try:
+        examples = read_labelled(data)
+        protector = Protector.from_config(
+            build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
+        )
+        result = evaluate(protector, examples)
+    except (ProtectorError, OSError) as error:
+        raise fail(error) from None
+    typer.echo(json.dumps({"data": str(data), **result.as_dict()}, indent=2) if as_json else render(data.name, result))
+
+
+def render(name: str, result: Evaluation) -> str:
+    """A plain-text table: overall, then per source and per category."""
+    lines = [f"{name}: threshold {result.overall.threshold:.3f}", _HEADER, _row("overall", result.overall)]
+    for title, groups in (("source", result.by_source), ("category", result.by_category)):
+        if len(groups) > 1 or (groups and title == "category"):
+            lines += [f"by {title}:", *(_row(group, metrics) for group, metrics in groups.items())]
+    return "\n".join(lines)
+
+
+_HEADER = f"{'':28} {'n':>6} {'F1':>6} {'prec':>6} {'recall':>6} {'FPR':>6} {'AUROC':>6} {'PR-AUC':>6}"
+
+
+def _row(label: str, m: BinaryMetrics) -> str:
+    def pct(value: float | None) -> str:
+        return "   -  " if value is None else f"{100 * value:6.1f}"
+
+    return (
+        f"{label[:28]:28} {m.n:6d} {pct(m.f1)} {pct(m.precision)} {pct(m.recall)} {pct(m.fpr)} "
+        f"{pct(m.auroc)} {pct(m.pr_auc)}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval`` to the command line."""
+    app.command("eval")(evaluate_command)

