@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from llama_index.core.instrumentation import get_dispatcher
@@ -18,7 +18,8 @@ Target = Literal["node", "response"]
 class ProtectorVerdictEvent(BaseEvent):
     """The protector's verdict on one retrieved node or one final answer.
 
-    ``answer`` is the text that was checked and ``output`` what was passed on (equal unless it was replaced).
+    ``answer`` is the text that was checked and ``output`` what was passed on (equal unless it was replaced);
+    ``action`` is what happened to it (the result's action, or ``drop`` for a node the postprocessor dropped).
     The event carries the span id of the LlamaIndex span it was dispatched in (a query, a chat turn, a
     postprocessor run), so handlers can tie it to the rest of the trace.
     """
@@ -47,8 +48,9 @@ def dispatch_verdicts(
     *,
     node_ids: Sequence[str | None] | None = None,
     images: Sequence[int] | None = None,
+    label: Callable[[Result], str] | None = None,
 ) -> None:
-    """Dispatch one event per result, in order, in the current span."""
+    """Dispatch one event per result, in order, in the current span; ``label`` names the action taken."""
     for index, result in enumerate(results):
         dispatcher.event(
             ProtectorVerdictEvent(
@@ -58,7 +60,7 @@ def dispatch_verdicts(
                 output=result.output,
                 harm_score=result.harm_score,
                 flagged=result.flagged,
-                action=result.action,
+                action=label(result) if label else result.action,
                 checked=result.checked,
                 error=result.error,
                 node_id=node_ids[index] if node_ids else None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llama_index_mllm_protector.events import Target, dispatch_verdicts
@@ -22,14 +22,15 @@ def protect(
     action: Action | None = None,
     node_ids: Sequence[str | None] | None = None,
     images: Sequence[int] | None = None,
+    label: Callable[[Result], str] | None = None,
 ) -> list[Result]:
     """``protector.protect`` plus the verdict events, dispatched in the caller's span."""
     try:
         results = protector.protect(pairs, threshold=threshold, action=action)
     except HarmfulContentError as error:
-        dispatch_verdicts(error.results, target, node_ids=node_ids, images=images)
+        dispatch_verdicts(error.results, target, node_ids=node_ids, images=images, label=label)
         raise
-    dispatch_verdicts(results, target, node_ids=node_ids, images=images)
+    dispatch_verdicts(results, target, node_ids=node_ids, images=images, label=label)
     return results
 
 
@@ -42,14 +43,15 @@ async def aprotect(
     action: Action | None = None,
     node_ids: Sequence[str | None] | None = None,
     images: Sequence[int] | None = None,
+    label: Callable[[Result], str] | None = None,
 ) -> list[Result]:
     """:func:`protect` with the models run in a worker thread, so the event loop stays free."""
     try:
         results = await protector.aprotect(pairs, threshold=threshold, action=action)
     except HarmfulContentError as error:
-        dispatch_verdicts(error.results, target, node_ids=node_ids, images=images)
+        dispatch_verdicts(error.results, target, node_ids=node_ids, images=images, label=label)
         raise
-    dispatch_verdicts(results, target, node_ids=node_ids, images=images)
+    dispatch_verdicts(results, target, node_ids=node_ids, images=images, label=label)
     return results
 
 

@@ -115,6 +115,7 @@ class MLLMProtectorPostprocessor(BaseNodePostprocessor):
                 threshold=self.threshold,
                 action=self._core_action(),
                 node_ids=[nodes[i].node.node_id for i, _ in checked],
+                label=self._label,
             )
         return self._apply(nodes, question, checked, results)
 
@@ -131,8 +132,17 @@ class MLLMProtectorPostprocessor(BaseNodePostprocessor):
                 threshold=self.threshold,
                 action=self._core_action(),
                 node_ids=[nodes[i].node.node_id for i, _ in checked],
+                label=self._label,
             )
         return self._apply(nodes, question, checked, results)
+
+    def _label(self, result: Result) -> str:
+        """The action an event reports: ``drop`` or ``raise`` when that is what befalls the node."""
+        if not result.flagged:
+            return result.action
+        if self.node_action == "drop" or (self.node_action == "raise" and not result.checked):
+            return "drop"  # under "raise", a node withheld by on_error="block" is dropped
+        return "raise" if self.node_action == "raise" else result.action
 
     def _core_action(self) -> Action:
         """The core action that produces what the node action needs (no rewriting unless redacting)."""

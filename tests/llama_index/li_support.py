@@ -83,3 +83,10 @@ def recording(protector: Protector, **kwargs: Any) -> tuple[Protector, Recording
         **kwargs,
     }
     return Protector(detector=detector, **options), detector
+
+
+class BrokenDetector:
+    """A detector whose model fails, as a real one does when it runs out of memory."""
+
+    def score(self, pairs: Sequence[Pair]) -> list[float]:
+        raise RuntimeError("CUDA out of memory")

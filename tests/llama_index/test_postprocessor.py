@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from li_support import BENIGN, HARMFUL, QUESTION, ScriptedLLM, recording
+from li_support import BENIGN, HARMFUL, QUESTION, BrokenDetector, ScriptedLLM, recording
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from llama_index_mllm_protector import MLLMProtectorPostprocessor
@@ -93,7 +93,7 @@ def test_raise_raises_with_every_result_and_still_reports_verdicts(
     with pytest.raises(HarmfulContentError) as caught:
         processor.postprocess_nodes(retrieved(), query_str=QUESTION)
     assert [r.flagged for r in caught.value.results] == [False, True, False]
-    assert [e.flagged for e in verdicts] == [False, True, False]
+    assert [(e.flagged, e.action) for e in verdicts] == [(False, "none"), (True, "raise"), (False, "none")]
 
 
 def test_one_batched_call_with_the_query_as_question(protector: Protector) -> None:
@@ -149,10 +149,10 @@ def test_image_nodes_are_checked_by_caption_or_passed_with_a_note(protector: Pro
 
 def test_every_node_verdict_is_an_event(protector: Protector, verdicts: list) -> None:
     MLLMProtectorPostprocessor(protector, action="drop").postprocess_nodes(retrieved(), query_str=QUESTION)
-    assert [(e.target, e.node_id, e.flagged) for e in verdicts] == [
-        ("node", "a", False),
-        ("node", "b", True),
-        ("node", "c", False),
+    assert [(e.target, e.node_id, e.flagged, e.action) for e in verdicts] == [
+        ("node", "a", False, "none"),
+        ("node", "b", True, "drop"),
+        ("node", "c", False, "none"),
     ]
     assert verdicts[1].question == QUESTION
     assert verdicts[1].answer == HARMFUL
@@ -216,3 +216,13 @@ def test_built_from_the_core_yaml_and_presets(tmp_path: Path, detector_config: d
     assert preset.protector.config.detector.score_meaning == "safe"
     with pytest.raises(ConfigError, match="unknown preset"):
         MLLMProtectorPostprocessor.from_preset("nope")
+
+
+def test_a_failing_detector_is_never_silent() -> None:
+    blocked = MLLMProtectorPostprocessor(Protector(BrokenDetector(), on_error="block"), action="drop")
+    assert blocked.postprocess_nodes(retrieved(), query_str=QUESTION) == []
+    passed = MLLMProtectorPostprocessor(Protector(BrokenDetector(), on_error="pass"), action="drop")
+    kept = passed.postprocess_nodes(retrieved(), query_str=QUESTION)
+    assert [n.node.get_content() for n in kept] == [BENIGN, HARMFUL, "some music and a garden"]
+    assert {n.node.metadata[KEY]["action"] for n in kept} == {"unchecked"}
+    assert "CUDA out of memory" in kept[1].node.metadata[KEY]["error"]
