@@ -4,7 +4,7 @@
 >>> engine = ProtectedQueryEngine(index.as_query_engine(node_postprocessors=[MLLMProtectorPostprocessor()]))
 """
 
-from llama_index_mllm_protector.building import ProtectorSource, build_protector, with_rewriter
+from llama_index_mllm_protector.building import ProtectorSource, build_protector
 from llama_index_mllm_protector.chat_engine import ProtectedChatEngine, ProtectedStreamingChatResponse
 from llama_index_mllm_protector.events import ProtectorVerdictEvent
 from llama_index_mllm_protector.guarding import METADATA_KEY
@@ -23,5 +23,4 @@ __all__ = [
     "ProtectorSource",
     "ProtectorVerdictEvent",
     "build_protector",
-    "with_rewriter",
 ]

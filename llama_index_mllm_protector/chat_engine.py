@@ -20,14 +20,12 @@ from llama_index.core.llms import LLM
 from llama_index_mllm_protector.building import (
     ProtectorSource,
     build_protector,
-    check_action,
-    check_threshold,
 )
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.messages import UserTurn, memory_of, replace_last_answer, user_turn
 from llama_index_mllm_protector.streams import areplay, replay
 from protector_models import ConfigError, Pair, Protector, ProtectorConfig, Result
-from protector_models.config import Action
+from protector_models.config import Action, check_action, check_threshold
 
 logger = logging.getLogger(__name__)
 _NOT_REPAIRED = (
@@ -116,9 +114,7 @@ class ProtectedChatEngine(BaseChatEngine):
         """Reset the inner engine's conversation."""
         self._chat_engine.reset()
 
-    def chat(
-        self, message: str | ChatMessage, chat_history: list[ChatMessage] | None = None
-    ) -> AgentChatResponse:
+    def chat(self, message: str | ChatMessage, chat_history: list[ChatMessage] | None = None) -> AgentChatResponse:
         """Chat, then check the answer; a flagged one is replaced (or raises, with ``action="raise"``)."""
         turn = user_turn(message, chat_history)
         response = self._chat_engine.chat(turn.message, chat_history)
@@ -192,9 +188,7 @@ class ProtectedChatEngine(BaseChatEngine):
         if not (result.changed and self.repair_history):
             return None
         memory = memory_of(self._chat_engine)
-        fixed = (
-            replace_last_answer(await memory.aget_all(), result.original, result.output) if memory else None
-        )
+        fixed = replace_last_answer(await memory.aget_all(), result.original, result.output) if memory else None
         if memory is None or fixed is None:
             logger.warning(_NOT_REPAIRED)
             return False

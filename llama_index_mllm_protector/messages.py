@@ -47,9 +47,7 @@ def image_count(message: ChatMessage) -> int:
     return sum(isinstance(block, ImageBlock) for block in message.blocks)
 
 
-def replace_last_answer(
-    messages: Sequence[ChatMessage], original: str, output: str
-) -> list[ChatMessage] | None:
+def replace_last_answer(messages: Sequence[ChatMessage], original: str, output: str) -> list[ChatMessage] | None:
     """``messages`` with the last assistant answer swapped for ``output``; None unless it is ``original``."""
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
@@ -78,9 +76,7 @@ def memory_of(engine: object) -> BaseMemory | None:
 def _trailing_user_messages(history: Sequence[ChatMessage]) -> list[ChatMessage]:
     for message in history:
         if not isinstance(message, ChatMessage):
-            raise InvalidInputError(
-                f"chat_history must hold ChatMessage objects, got {type(message).__name__}"
-            )
+            raise InvalidInputError(f"chat_history must hold ChatMessage objects, got {type(message).__name__}")
     trailing: list[ChatMessage] = []
     for message in reversed(history):
         if message.role != MessageRole.USER:

@@ -11,12 +11,12 @@ from llama_index.core.llms import LLM
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from llama_index_mllm_protector.building import ProtectorSource, build_protector, check_threshold
+from llama_index_mllm_protector.building import ProtectorSource, build_protector
 from llama_index_mllm_protector.events import dispatch_verdicts
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.nodes import IMAGE_ONLY_NOTE, annotated, has_image, node_text
 from protector_models import ConfigError, InvalidInputError, Pair, Protector, ProtectorConfig, Result
-from protector_models.config import Action
+from protector_models.config import Action, check_threshold
 
 NodeAction = Literal["drop", "redact", "annotate", "raise"]
 _NODE_ACTIONS = ("drop", "redact", "annotate", "raise")
@@ -64,12 +64,9 @@ class MLLMProtectorPostprocessor(BaseNodePostprocessor):
     ) -> None:
         if action is not None and action not in _NODE_ACTIONS:
             raise ConfigError(
-                f"action must be one of {', '.join(_NODE_ACTIONS)} (or None to follow the protector's); "
-                f"got {action!r}"
+                f"action must be one of {', '.join(_NODE_ACTIONS)} (or None to follow the protector's); got {action!r}"
             )
-        super().__init__(
-            action=action, threshold=check_threshold(threshold), metadata_key=metadata_key, **kwargs
-        )
+        super().__init__(action=action, threshold=check_threshold(threshold), metadata_key=metadata_key, **kwargs)
         self._protector = build_protector(protector, detoxify_llm=detoxify_llm)
 
     @classmethod
@@ -180,16 +177,12 @@ class MLLMProtectorPostprocessor(BaseNodePostprocessor):
             elif self.node_action == "redact":
                 image = has_image(scored.node)
                 verdict = verdict_metadata(result, **({"image_removed": True} if image else {}))
-                kept.append(
-                    annotated(scored, self.metadata_key, verdict, text=result.output, drop_image=image)
-                )
+                kept.append(annotated(scored, self.metadata_key, verdict, text=result.output, drop_image=image))
             # otherwise dropped: action "drop", or a node withheld by on_error="block" under "raise"
         return kept
 
 
-def _to_check(
-    nodes: list[NodeWithScore], query_bundle: QueryBundle | None
-) -> tuple[str, list[tuple[int, str]]]:
+def _to_check(nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> tuple[str, list[tuple[int, str]]]:
     """The question, and (position, text) of each node with text to check."""
     if query_bundle is not None and not isinstance(query_bundle, QueryBundle):
         raise InvalidInputError(
@@ -203,7 +196,5 @@ def _to_check(
                 f"got {type(scored).__name__}"
             )
     question = query_bundle.query_str if query_bundle is not None else ""
-    checked = [
-        (index, text) for index, scored in enumerate(nodes) if (text := node_text(scored.node)) is not None
-    ]
+    checked = [(index, text) for index, scored in enumerate(nodes) if (text := node_text(scored.node)) is not None]
     return question, checked

@@ -23,13 +23,11 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index_mllm_protector.building import (
     ProtectorSource,
     build_protector,
-    check_action,
-    check_threshold,
 )
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.streams import acollect, areplay, replay
 from protector_models import ConfigError, Pair, Protector, ProtectorConfig, Result
-from protector_models.config import Action
+from protector_models.config import Action, check_action, check_threshold
 
 
 class ProtectedQueryEngine(BaseQueryEngine):
@@ -135,9 +133,9 @@ class ProtectedQueryEngine(BaseQueryEngine):
     def _check(self, query_bundle: QueryBundle, answer: str) -> Result:
         pair = [Pair(query_bundle.query_str, answer)]
         images = [_images(query_bundle)]
-        return protect(
-            self._protector, pair, "response", threshold=self.threshold, action=self.action, images=images
-        )[0]
+        return protect(self._protector, pair, "response", threshold=self.threshold, action=self.action, images=images)[
+            0
+        ]
 
     async def _acheck(self, query_bundle: QueryBundle, answer: str) -> Result:
         pair = [Pair(query_bundle.query_str, answer)]
@@ -166,9 +164,7 @@ class ProtectedQueryEngine(BaseQueryEngine):
             metadata=self._metadata(response.metadata, result, query_bundle),
         )
 
-    def _metadata(
-        self, metadata: dict[str, Any] | None, result: Result, query_bundle: QueryBundle
-    ) -> dict[str, Any]:
+    def _metadata(self, metadata: dict[str, Any] | None, result: Result, query_bundle: QueryBundle) -> dict[str, Any]:
         return {**(metadata or {}), self.metadata_key: verdict_metadata(result, images=_images(query_bundle))}
 
 

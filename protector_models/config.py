@@ -21,6 +21,8 @@ DType = Literal["auto", "float32", "bfloat16", "float16"]
 Action = Literal["pass", "refuse", "detoxify", "raise"]
 OnError = Literal["raise", "block", "pass"]
 
+ACTIONS: tuple[Action, ...] = ("pass", "refuse", "detoxify", "raise")
+
 DEFAULT_REFUSAL = (
     "I'm sorry, but I can't help with that. The answer was withheld because it may contain harmful content."
 )
@@ -144,6 +146,20 @@ def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> Pro
     if text.endswith((".yaml", ".yml")) or Path(text).is_file():
         return ProtectorConfig.from_yaml(text)
     return ProtectorConfig.from_preset(text)
+
+
+def check_threshold(value: float | None) -> float | None:
+    """A threshold override: None, or a number within [0, 1]."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0):
+        raise ConfigError(f"threshold must be a number within [0, 1] (or None for the configured one); got {value!r}")
+    return value
+
+
+def check_action(value: str | None) -> Action | None:
+    """An action override: None, or one of :data:`ACTIONS`."""
+    if value is not None and value not in ACTIONS:
+        raise ConfigError(f"action must be one of {', '.join(ACTIONS)} (or None for the configured one); got {value!r}")
+    return value
 
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

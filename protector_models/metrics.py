@@ -90,7 +90,8 @@ def average_precision(labels: Sequence[bool], scores: Sequence[float]) -> float 
 def best_f1_threshold(labels: Sequence[bool], scores: Sequence[float]) -> float:
     """The score threshold that maximises F1 (pick it on a validation split, never on dev).
 
-    One sweep over the scores from high to low; each distinct score is a candidate threshold.
+    One sweep over the scores from high to low; the threshold lands midway between the lowest flagged score
+    and the next one down, so tiny numeric drift (a merged adapter, another device) does not flip a verdict.
     """
     positives = sum(1 for y in labels if y)
     ranked = sorted(zip(scores, labels, strict=True), key=lambda item: -item[0])
@@ -101,5 +102,6 @@ def best_f1_threshold(labels: Sequence[bool], scores: Sequence[float]) -> float:
             continue  # a threshold cannot split tied scores
         f1 = 2 * tp / (tp + fp + positives) if positives else 0.0
         if f1 > best_f1:
-            best_f1, best_threshold = f1, score
+            lower = ranked[index + 1][0] if index + 1 < len(ranked) else score
+            best_f1, best_threshold = f1, (score + lower) / 2  # midway: robust to float noise at either score
     return best_threshold

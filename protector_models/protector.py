@@ -18,6 +18,8 @@ from protector_models.config import (
     OnError,
     ProtectorConfig,
     RewriterConfig,
+    check_action,
+    check_threshold,
     load_config,
 )
 from protector_models.detector import ClassifierDetector, Detector
@@ -25,8 +27,6 @@ from protector_models.errors import ConfigError, HarmfulContentError, ModelRunti
 from protector_models.pairs import Pair, PairLike, as_pairs
 from protector_models.results import Result, Verdict
 from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
-
-_ACTIONS = ("pass", "refuse", "detoxify", "raise")
 
 
 class Protector:
@@ -46,10 +46,8 @@ class Protector:
         refusal_text: str = DEFAULT_REFUSAL,
         on_error: OnError = "raise",
     ) -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"threshold must be within [0, 1], got {threshold}")
-        if action not in _ACTIONS:
-            raise ConfigError(f"action must be one of {', '.join(_ACTIONS)}; got {action!r}")
+        check_threshold(threshold)
+        check_action(action)
         if on_error not in ("raise", "block", "pass"):
             raise ConfigError(f"on_error must be one of raise, block, pass; got {on_error!r}")
         self.threshold = threshold
@@ -107,6 +105,22 @@ class Protector:
                     self._rewriter_factory = None
         return self._rewriter
 
+    def with_rewriter(self, rewriter: Rewriter) -> Protector:
+        """The same detector (shared, loaded once) and policy, rewriting with ``rewriter``."""
+        if not isinstance(rewriter, Rewriter):
+            raise ConfigError(f"a rewriter needs a rewrite(pairs) -> list[str] method; got {type(rewriter).__name__}")
+        clone = Protector(
+            self._detector,
+            rewriter,
+            threshold=self.threshold,
+            action=self.action,
+            refusal_text=self.refusal_text,
+            on_error=self.on_error,
+        )
+        clone.config = self.config
+        clone._detector_factory = lambda: self.detector
+        return clone
+
     def load(self) -> Self:
         """Load every model now rather than on first use."""
         _ = self.detector, self.rewriter
@@ -135,7 +149,11 @@ class Protector:
         if action == "raise" and to_rewrite:
             raise HarmfulContentError(results)
         if action == "detoxify" and to_rewrite:
-            self._detoxify(pairs, results, to_rewrite)
+            if isinstance(self.rewriter, RefusalRewriter):  # nothing to rewrite with: say it was a refusal
+                for index in to_rewrite:
+                    results[index] = replace(results[index], output=self.refusal_text, action="refuse")
+            else:
+                self._detoxify(pairs, results, to_rewrite)
         return results
 
     def protect_one(self, question: str, answer: str, **overrides: Any) -> Result:
@@ -226,18 +244,10 @@ class Protector:
                 )
 
     def _threshold(self, override: float | None) -> float:
-        if override is None:
-            return self.threshold
-        if not 0.0 <= override <= 1.0:
-            raise ConfigError(f"threshold must be within [0, 1], got {override}")
-        return override
+        return self.threshold if check_threshold(override) is None else override  # type: ignore[return-value]
 
     def _action(self, override: Action | None) -> Action:
-        if override is None:
-            return self.action
-        if override not in _ACTIONS:
-            raise ConfigError(f"action must be one of {', '.join(_ACTIONS)}; got {override!r}")
-        return override
+        return check_action(override) or self.action
 
 
 def _check_scores(scores: Sequence[float], expected: int) -> None:

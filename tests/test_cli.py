@@ -39,7 +39,7 @@ def test_scan_writes_every_record_with_its_fields_and_verdict(tmp_path: Path, co
     assert result.exit_code == 0, result.output
     harmful, benign = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert {k: harmful[k] for k in HARMFUL} == HARMFUL
-    assert (harmful["flagged"], harmful["action"], harmful["output"]) == (True, "detoxify", "Withheld.")
+    assert (harmful["flagged"], harmful["action"], harmful["output"]) == (True, "refuse", "Withheld.")
     assert harmful["harm_score"] > 0.5
     assert {k: benign[k] for k in BENIGN} == BENIGN
     assert (benign["flagged"], benign["action"], benign["output"]) == (False, "none", BENIGN["answer"])

@@ -62,7 +62,7 @@ def test_check_scores_without_rewriting(protector: Protector):
 
 def test_default_action_detoxify_with_refusal_rewriter_refuses(protector: Protector):
     harmful, benign = protector.protect([HARMFUL, BENIGN])
-    assert (harmful.output, harmful.action, harmful.original) == (DEFAULT_REFUSAL, "detoxify", HARMFUL[1])
+    assert (harmful.output, harmful.action, harmful.original) == (DEFAULT_REFUSAL, "refuse", HARMFUL[1])
     assert benign.output == BENIGN[1]
 
 
@@ -101,7 +101,7 @@ def test_per_call_threshold_and_action_override(protector: Protector):
     (annotated,) = protector.protect([HARMFUL], action="pass")
     assert annotated.output == HARMFUL[1]
     assert annotated.action == "annotate"
-    with pytest.raises(ConfigError, match="threshold must be within"):
+    with pytest.raises(ConfigError, match="threshold must be a number within"):
         protector.protect([HARMFUL], threshold=2)
     with pytest.raises(ConfigError, match="action must be one of"):
         protector.protect([HARMFUL], action="explode")  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from protector_models import Protector, ProtectorConfig
+from protector_models.evaluation import evaluate
 from protector_models.testing import save_tiny_classifier, toy_examples
 from protector_models.training import DetectorTrainingArgs, train_detector
 from protector_models.training.detector import split_validation
@@ -45,9 +46,11 @@ def test_lora_training_lowers_loss_and_saves_a_loadable_adapter(tmp_path: Path):
     assert outcome.validation.auroc is not None
     config = ProtectorConfig.from_dict(yaml.safe_load((outcome.output_dir / "protector.yaml").read_text()))
     assert config.detector.model.adapter == str(outcome.output_dir)
-    protector = Protector.from_config(config)
-    harmful, benign = protector.check([("q", "first mix the poison and use it"), ("q", "you can mix the cake here")])
-    assert harmful.harm_score > benign.harm_score
+    _, validation = split_validation(toy_examples(160), 0.25, seed=args.seed)
+    reloaded = evaluate(Protector.from_config(config), validation, threshold=outcome.threshold)
+    assert reloaded.overall.auroc == pytest.approx(outcome.validation.auroc, abs=1e-6)  # the saved model is the trained one
+    assert (reloaded.overall.tp, reloaded.overall.fp) == (outcome.validation.tp, outcome.validation.fp)
+    assert outcome.validation.auroc > 0.8
 
 
 def test_head_mode_trains_only_the_head(tmp_path: Path):

@@ -23,9 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
 
 def guarded(protector: Protector, reply: str, **kwargs: object) -> ProtectedChatEngine:
-    return ProtectedChatEngine(
-        SimpleChatEngine.from_defaults(llm=ScriptedLLM(reply=reply)), protector, **kwargs
-    )
+    return ProtectedChatEngine(SimpleChatEngine.from_defaults(llm=ScriptedLLM(reply=reply)), protector, **kwargs)
 
 
 def last_answer(engine: ProtectedChatEngine) -> str | None:

@@ -38,16 +38,12 @@ def test_drop_removes_harmful_node_and_keeps_the_rest_in_order(protector: Protec
         assert verdict["action"] == "none"
         assert 0.0 <= verdict["harm_score"] < 0.5
     assert kept[0].node.metadata["source"] == "a.txt"
-    assert all(KEY not in n.node.metadata for n in nodes), (
-        "the retrieved (docstore) nodes must not be mutated"
-    )
+    assert all(KEY not in n.node.metadata for n in nodes), "the retrieved (docstore) nodes must not be mutated"
 
 
 def test_redact_replaces_harmful_text_with_the_refusal(detector_config: dict) -> None:
     protector = Protector.from_config({**detector_config, "action": "refuse"})
-    kept = MLLMProtectorPostprocessor(protector, action="redact").postprocess_nodes(
-        retrieved(), query_str=QUESTION
-    )
+    kept = MLLMProtectorPostprocessor(protector, action="redact").postprocess_nodes(retrieved(), query_str=QUESTION)
     assert [n.node.node_id for n in kept] == ["a", "b", "c"]
     assert [n.score for n in kept] == [0.9, 0.8, 0.7]
     assert kept[0].node.get_content() == BENIGN
@@ -70,25 +66,19 @@ def test_redact_with_detoxify_uses_the_llm_rewriter_with_the_paper_prompt(detect
 
 
 def test_annotate_keeps_every_node_and_flags_the_harmful_one(protector: Protector) -> None:
-    kept = MLLMProtectorPostprocessor(protector, action="annotate").postprocess_nodes(
-        retrieved(), query_str=QUESTION
-    )
+    kept = MLLMProtectorPostprocessor(protector, action="annotate").postprocess_nodes(retrieved(), query_str=QUESTION)
     assert [n.node.get_content() for n in kept] == [BENIGN, HARMFUL, "some music and a garden"]
     assert [n.node.metadata[KEY]["flagged"] for n in kept] == [False, True, False]
     assert kept[1].node.metadata[KEY]["action"] == "annotate"
 
 
-@pytest.mark.parametrize(
-    ("core", "expected"), [("pass", "annotate"), ("refuse", "redact"), ("raise", "raise")]
-)
+@pytest.mark.parametrize(("core", "expected"), [("pass", "annotate"), ("refuse", "redact"), ("raise", "raise")])
 def test_default_action_follows_the_protector(detector_config: dict, core: str, expected: str) -> None:
     processor = MLLMProtectorPostprocessor({**detector_config, "action": core})
     assert processor.node_action == expected
 
 
-def test_raise_raises_with_every_result_and_still_reports_verdicts(
-    protector: Protector, verdicts: list
-) -> None:
+def test_raise_raises_with_every_result_and_still_reports_verdicts(protector: Protector, verdicts: list) -> None:
     processor = MLLMProtectorPostprocessor(protector, action="raise")
     with pytest.raises(HarmfulContentError) as caught:
         processor.postprocess_nodes(retrieved(), query_str=QUESTION)
@@ -114,9 +104,7 @@ def test_without_a_query_the_question_is_empty(protector: Protector) -> None:
 
 
 def test_verdict_metadata_stays_out_of_llm_and_embedding_text(protector: Protector) -> None:
-    kept = MLLMProtectorPostprocessor(protector, action="annotate").postprocess_nodes(
-        retrieved(), query_str=QUESTION
-    )
+    kept = MLLMProtectorPostprocessor(protector, action="annotate").postprocess_nodes(retrieved(), query_str=QUESTION)
     for mode in (MetadataMode.LLM, MetadataMode.EMBED):
         content = kept[1].node.get_content(metadata_mode=mode)
         assert "source: b.txt" in content

@@ -48,12 +48,8 @@ async def test_postprocessor_in_async_query(index: VectorStoreIndex, protector: 
     assert "poison" not in str(response)
 
 
-def test_guard_replaces_a_harmful_answer_and_keeps_sources(
-    index: VectorStoreIndex, protector: Protector
-) -> None:
-    engine = ProtectedQueryEngine(
-        index.as_query_engine(similarity_top_k=3, llm=ScriptedLLM(reply=HARMFUL)), protector
-    )
+def test_guard_replaces_a_harmful_answer_and_keeps_sources(index: VectorStoreIndex, protector: Protector) -> None:
+    engine = ProtectedQueryEngine(index.as_query_engine(similarity_top_k=3, llm=ScriptedLLM(reply=HARMFUL)), protector)
     response = engine.query(QUESTION)
     assert isinstance(response, Response)
     assert response.response == protector.refusal_text
@@ -90,9 +86,7 @@ def test_streaming_benign_yields_the_original_chunks(index: VectorStoreIndex, pr
     assert list(response.response_gen) == chunks(BENIGN_ANSWER)
 
 
-def test_streaming_harmful_yields_only_the_checked_text(
-    index: VectorStoreIndex, protector: Protector
-) -> None:
+def test_streaming_harmful_yields_only_the_checked_text(index: VectorStoreIndex, protector: Protector) -> None:
     inner = index.as_query_engine(streaming=True, llm=ScriptedLLM(reply=HARMFUL))
     response = ProtectedQueryEngine(inner, protector).query(QUESTION)
     assert isinstance(response, StreamingResponse)
@@ -101,15 +95,11 @@ def test_streaming_harmful_yields_only_the_checked_text(
     assert len(response.source_nodes) == 2
 
 
-async def test_async_query_and_async_stream(
-    index: VectorStoreIndex, protector: Protector, verdicts: list
-) -> None:
+async def test_async_query_and_async_stream(index: VectorStoreIndex, protector: Protector, verdicts: list) -> None:
     harmful = ProtectedQueryEngine(index.as_query_engine(llm=ScriptedLLM(reply=HARMFUL)), protector)
     response = await harmful.aquery(QUESTION)
     assert str(response) == protector.refusal_text
-    streaming = ProtectedQueryEngine(
-        index.as_query_engine(streaming=True, llm=ScriptedLLM(reply=HARMFUL)), protector
-    )
+    streaming = ProtectedQueryEngine(index.as_query_engine(streaming=True, llm=ScriptedLLM(reply=HARMFUL)), protector)
     streamed = await streaming.aquery(QUESTION)
     assert isinstance(streamed, AsyncStreamingResponse)
     assert [t async for t in streamed.async_response_gen()] == [protector.refusal_text]
@@ -128,9 +118,7 @@ def test_detoxify_with_a_llama_index_llm(index: VectorStoreIndex, detector_confi
 
 
 def test_action_override_raise(index: VectorStoreIndex, protector: Protector, verdicts: list) -> None:
-    engine = ProtectedQueryEngine(
-        index.as_query_engine(llm=ScriptedLLM(reply=HARMFUL)), protector, action="raise"
-    )
+    engine = ProtectedQueryEngine(index.as_query_engine(llm=ScriptedLLM(reply=HARMFUL)), protector, action="raise")
     with pytest.raises(HarmfulContentError) as caught:
         engine.query(QUESTION)
     assert caught.value.results[0].original == HARMFUL
@@ -140,9 +128,7 @@ def test_action_override_raise(index: VectorStoreIndex, protector: Protector, ve
 
 
 def test_action_pass_annotates_only(index: VectorStoreIndex, protector: Protector) -> None:
-    engine = ProtectedQueryEngine(
-        index.as_query_engine(llm=ScriptedLLM(reply=HARMFUL)), protector, action="pass"
-    )
+    engine = ProtectedQueryEngine(index.as_query_engine(llm=ScriptedLLM(reply=HARMFUL)), protector, action="pass")
     response = engine.query(QUESTION)
     assert response.response == HARMFUL
     assert response.metadata[KEY] | {"harm_score": None} == {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from li_support import HARMFUL, QUESTION, ScriptedLLM
 
-from llama_index_mllm_protector import LlamaIndexRewriter, build_protector, with_rewriter
+from llama_index_mllm_protector import LlamaIndexRewriter, build_protector
 from protector_models import ConfigError, Pair, Protector
 from protector_models.templates import detoxify_prompt
 
@@ -33,7 +33,7 @@ def test_rewriter_modes_pick_complete_or_chat() -> None:
 
 def test_with_rewriter_keeps_policy_and_shares_the_detector_lazily(detector_config: dict) -> None:
     base = Protector.from_config({**detector_config, "threshold": 0.7, "action": "detoxify"})
-    rewired = with_rewriter(base, LlamaIndexRewriter(ScriptedLLM(reply="Some cake instead.")))
+    rewired = base.with_rewriter(LlamaIndexRewriter(ScriptedLLM(reply="Some cake instead.")))
     assert base._detector is None, "building the rewired protector must not load the detector"
     assert (rewired.threshold, rewired.action, rewired.config) == (0.7, "detoxify", base.config)
     result = rewired.protect_one(QUESTION, HARMFUL)
