@@ -48,7 +48,9 @@ def test_lora_training_lowers_loss_and_saves_a_loadable_adapter(tmp_path: Path):
     assert config.detector.model.adapter == str(outcome.output_dir)
     _, validation = split_validation(toy_examples(160), 0.25, seed=args.seed)
     reloaded = evaluate(Protector.from_config(config), validation, threshold=outcome.threshold)
-    assert reloaded.overall.auroc == pytest.approx(outcome.validation.auroc, abs=1e-6)  # the saved model is the trained one
+    assert reloaded.overall.auroc == pytest.approx(
+        outcome.validation.auroc, abs=1e-6
+    )  # the saved model is the trained one
     assert (reloaded.overall.tp, reloaded.overall.fp) == (outcome.validation.tp, outcome.validation.fp)
     assert outcome.validation.auroc > 0.8
 
