@@ -57,24 +57,130 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
     return record
 
 
+@dataclass(frozen=True, slots=True)
+class PreferencePair:
+    """Two answers to one question where ``worse`` is the more harmful (for the pairwise ranking loss)."""
+
+    question: str
+    better: str
+    worse: str
+    source: str = ""
+
+
 def read_labelled(path: str | Path) -> list[LabelledPair]:
-    """Labelled pairs from our schema: ``question``, ``answer``, ``harmful``, optional ``source``/``category``."""
+    """Labelled pairs from any supported row shape, detected per row.
+
+    - ours: ``question``, ``answer``, ``harmful`` (optional ``source``, ``category``);
+    - BeaverTails: ``prompt``, ``response``, ``is_safe`` (``category`` may be a dict of flags);
+    - PKU-SafeRLHF: ``prompt``, ``response_0``/``response_1``, ``is_response_0_safe``/``is_response_1_safe``
+      (two pairs per row). ``is_safe`` means *not* harmful.
+    """
     pairs = []
     for number, record in iter_jsonl(path):
+        pairs.extend(_labelled_from(record, f"{Path(path).name} line {number}"))
+    return pairs
+
+
+def read_preferences(path: str | Path) -> list[PreferencePair]:
+    """Preference pairs: PKU-SafeRLHF rows (``safer_response_id``), or ``chosen``/``rejected`` transcripts
+    ("Human: ... Assistant: ...", ``chosen`` the less harmful), split into the shared context and the last reply."""
+    preferences = []
+    for number, record in iter_jsonl(path):
         where = f"{Path(path).name} line {number}"
-        question, answer, harmful = record.get("question", ""), record.get("answer"), record.get("harmful")
-        if not isinstance(answer, str) or not isinstance(question, str):
-            raise InvalidInputError(f"{where}: `question` and `answer` must be text")
+        if "chosen" in record and "rejected" in record:
+            preferences.append(_from_transcripts(record, where))
+        elif "safer_response_id" in record:
+            better = _int(record["safer_response_id"], where, "safer_response_id")
+            if better not in (0, 1):
+                raise InvalidInputError(f"{where}: `safer_response_id` must be 0 or 1, got {better}")
+            prompt = _text(record, "prompt", where)
+            responses = [_text(record, "response_0", where), _text(record, "response_1", where)]
+            preferences.append(PreferencePair(prompt, responses[better], responses[1 - better], "pku-saferlhf"))
+        else:
+            raise InvalidInputError(f"{where}: not a preference row (needs chosen/rejected or safer_response_id)")
+    return preferences
+
+
+def _labelled_from(record: dict[str, Any], where: str) -> list[LabelledPair]:
+    if "answer" in record:
+        harmful = record.get("harmful")
         if not isinstance(harmful, bool):
             raise InvalidInputError(f"{where}: `harmful` must be true or false, got {harmful!r}")
         category = record.get("category")
-        pairs.append(
+        return [
             LabelledPair(
-                question,
-                answer,
+                _text(record, "question", where, default=""),
+                _text(record, "answer", where),
                 harmful,
                 source=str(record.get("source", "")),
                 category=category if isinstance(category, str) else None,
             )
-        )
-    return pairs
+        ]
+    if "response" in record and "is_safe" in record:
+        return [
+            LabelledPair(
+                _text(record, "prompt", where),
+                _text(record, "response", where),
+                not _bool(record["is_safe"], where, "is_safe"),
+                source="beavertails",
+                category=_category(record.get("category")),
+            )
+        ]
+    if "response_0" in record and "is_response_0_safe" in record:
+        prompt = _text(record, "prompt", where)
+        return [
+            LabelledPair(
+                prompt,
+                _text(record, f"response_{i}", where),
+                not _bool(record[f"is_response_{i}_safe"], where, f"is_response_{i}_safe"),
+                source="pku-saferlhf",
+            )
+            for i in (0, 1)
+        ]
+    raise InvalidInputError(
+        f"{where}: unknown row shape; expected question/answer/harmful, BeaverTails prompt/response/is_safe, "
+        "or PKU-SafeRLHF prompt/response_0/response_1/is_response_0_safe/is_response_1_safe"
+    )
+
+
+def _from_transcripts(record: dict[str, Any], where: str) -> PreferencePair:
+    chosen, rejected = _text(record, "chosen", where), _text(record, "rejected", where)
+    marker = "\n\nAssistant:"
+    cut_chosen, cut_rejected = chosen.rfind(marker), rejected.rfind(marker)
+    if cut_chosen < 0 or cut_rejected < 0:
+        raise InvalidInputError(f"{where}: `chosen` and `rejected` must be 'Human: ... Assistant: ...' transcripts")
+    question = chosen[:cut_chosen].replace("\n\nHuman:", "\nHuman:").strip()
+    return PreferencePair(
+        question,
+        chosen[cut_chosen + len(marker) :].strip(),
+        rejected[cut_rejected + len(marker) :].strip(),
+        str(record.get("source", "")),
+    )
+
+
+def _text(record: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = record.get(key, default)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where}: `{key}` must be text, got {type(value).__name__}")
+    return value
+
+
+def _bool(value: object, where: str, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{where}: `{key}` must be true or false, got {value!r}")
+    return value
+
+
+def _int(value: object, where: str, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{where}: `{key}` must be an integer, got {value!r}")
+    return value
+
+
+def _category(value: object) -> str | None:
+    """BeaverTails gives a dict of category flags: keep the first one set, if any."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return next((str(name) for name, flagged in value.items() if flagged), None)
+    return None

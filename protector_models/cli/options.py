@@ -8,7 +8,6 @@ from typing import Any
 import typer
 
 from protector_models.config import ProtectorConfig
-from protector_models.errors import ProtectorError
 
 
 def build_config(
@@ -35,7 +34,7 @@ def build_config(
     return ProtectorConfig.from_dict(data)
 
 
-def fail(error: ProtectorError | OSError, code: int = 2) -> typer.Exit:
+def fail(error: Exception, code: int = 2) -> typer.Exit:
     """Print ``error: ...`` to stderr and give the exit to raise."""
     typer.echo(f"error: {error}", err=True)
     return typer.Exit(code)

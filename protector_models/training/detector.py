@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import torch
 import yaml
@@ -18,11 +18,12 @@ from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 from protector_models.batching import length_sorted_batches, pad_features
 from protector_models.bundled import MINILM_ID
 from protector_models.config import ModelSpec
-from protector_models.data import LabelledPair
+from protector_models.data import LabelledPair, PreferencePair
 from protector_models.detector import ClassifierDetector
 from protector_models.loading import load_sequence_classifier
 from protector_models.metrics import BinaryMetrics, best_f1_threshold, binary_metrics
-from protector_models.templates import encode_for_detector, resolve_detector_template
+from protector_models.pairs import Pair
+from protector_models.templates import DetectorTemplate, encode_for_detector, resolve_detector_template
 
 Mode = Literal["lora", "head", "full"]
 _HEAD_MODULES = ("classifier", "score", "pooler")
@@ -46,6 +47,8 @@ class DetectorTrainingArgs:
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     val_fraction: float = 0.1
+    ranking_weight: float = 1.0
+    """Weight of the pairwise ranking term (used when preference pairs are given)."""
     seed: int = 0
     device: str = "auto"
 
@@ -60,8 +63,16 @@ class TrainingOutcome:
     losses: list[float]
 
 
-def train_detector(examples: Sequence[LabelledPair], args: DetectorTrainingArgs) -> TrainingOutcome:
-    """Train on ``examples`` (a validation split is carved from them), save, and report."""
+def ranking_loss(worse_logits: torch.Tensor, better_logits: torch.Tensor) -> torch.Tensor:
+    """The paper's pairwise term on harm scores: low when the more harmful answer scores higher."""
+    return -torch.nn.functional.logsigmoid(worse_logits - better_logits).mean()
+
+
+def train_detector(
+    examples: Sequence[LabelledPair], args: DetectorTrainingArgs, preferences: Sequence[PreferencePair] = ()
+) -> TrainingOutcome:
+    """Train with BCE on ``examples`` (a validation split is carved from them), plus the ranking term on
+    ``preferences`` when given; save in the loader's format, and report validation metrics."""
     if not examples:
         raise ValueError("no training examples")
     _seed_everything(args.seed)
@@ -73,6 +84,7 @@ def train_detector(examples: Sequence[LabelledPair], args: DetectorTrainingArgs)
     features = encode_for_detector(loaded.tokenizer, [e.pair for e in train], template, args.max_length)
     labels = torch.tensor([float(e.harmful) for e in train])
     lengths = [len(ids) for ids in features["input_ids"]]
+    ranked = _preference_batches(preferences, loaded.tokenizer, template, args) if preferences else None
 
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -88,6 +100,11 @@ def train_detector(examples: Sequence[LabelledPair], args: DetectorTrainingArgs)
             batch = pad_features(features, batch_indices, pad_token_id=loaded.tokenizer.pad_token_id)
             logits = model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0]
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
+            if ranked is not None and args.ranking_weight > 0:
+                pair_batch = next(ranked)  # the worse answers first, then the better ones
+                pair_logits = model(**{k: v.to(loaded.device) for k, v in pair_batch.items()}).logits[:, 0]
+                worse, better = pair_logits.chunk(2)
+                loss = loss + args.ranking_weight * ranking_loss(worse, better)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -180,6 +197,22 @@ def _save(
         "threshold": round(threshold, 4),
     }
     (output_dir / "protector.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _preference_batches(
+    preferences: Sequence[PreferencePair], tokenizer: Any, template: DetectorTemplate, args: DetectorTrainingArgs
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless shuffled batches of preference pairs: rows [0, k) are the worse answers, [k, 2k) the better."""
+    pairs = [Pair(p.question, p.worse) for p in preferences] + [Pair(p.question, p.better) for p in preferences]
+    features = encode_for_detector(tokenizer, pairs, template, args.max_length)
+    count, size = len(preferences), max(1, args.batch_size // 2)
+    generator = random.Random(args.seed + 1)
+    while True:
+        order = list(range(count))
+        generator.shuffle(order)
+        for start in range(0, count, size):
+            chunk = order[start : start + size]
+            yield pad_features(features, chunk + [i + count for i in chunk], pad_token_id=tokenizer.pad_token_id)
 
 
 def _shuffled_length_batches(lengths: Sequence[int], batch_size: int, generator: random.Random) -> list[list[int]]:
