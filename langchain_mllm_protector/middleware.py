@@ -14,7 +14,7 @@ from protector_models.rewriters import Rewriter
 
 try:
     from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
-except ImportError as error:  # pragma: no cover - depends on the environment
+except ImportError as error:
     raise ImportError(
         "MLLMProtectorMiddleware needs the `langchain` package (create_agent): "
         "pip install 'mllm-protector[agents]'"
