@@ -35,7 +35,7 @@ class MLLMProtectorMiddleware(AgentMiddleware):
     def __init__(self, guard: MLLMProtector | Protector | None = None, **fields: Any) -> None:
         super().__init__()
         if isinstance(guard, MLLMProtector):
-            self.guard = guard.model_copy(update=fields) if fields else guard
+            self.guard = type(guard)(**{**dict(guard), **fields}) if fields else guard  # validated
         else:
             self.guard = MLLMProtector(protector=guard or Protector(), **fields)
 

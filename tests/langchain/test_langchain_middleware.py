@@ -98,3 +98,21 @@ def test_the_package_imports_without_langchain():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_nostream_model_streams_only_the_checked_message(guard, refusal):
+    """The documented recipe: a `nostream` tag keeps the raw tokens out of stream_mode="messages"."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(HARMFUL, id="ai-1")]), tags=["nostream"])
+    agent = create_agent(model=model, tools=[], middleware=[MLLMProtectorMiddleware(guard)])
+    streamed = [m for m, _ in agent.stream({"messages": [HumanMessage(QUESTION)]}, stream_mode="messages")]
+    ai_text = [m.content for m in streamed if isinstance(m, AIMessage) and m.content]
+    assert ai_text == [refusal]
+
+
+def test_middleware_fields_override_a_given_guard(guard):
+    middleware = MLLMProtectorMiddleware(guard, answer_key="output", threshold=0.2)
+    assert (middleware.guard.answer_key, middleware.guard.threshold) == ("output", 0.2)
+    assert middleware.guard.protector is guard.protector
+    assert guard.answer_key == "answer"
+    with pytest.raises(ValueError, match="action"):
+        MLLMProtectorMiddleware(guard, action="delete")
