@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import runpy
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,12 @@ def test_core_errors_come_through(tmp_path):
 def test_code_built_protector_has_no_yaml(guard):
     with pytest.raises(ConfigError, match="built in code"):
         guard.to_yaml()
+
+
+def test_quickstart_example_runs_as_written(tmp_path, detector_config, monkeypatch, capsys):
+    path = write(tmp_path / "guard.yaml", {"protector": {**detector_config, "action": "refuse"}})
+    monkeypatch.setattr(sys, "argv", ["langchain_quickstart.py", str(path)])
+    runpy.run_path(str(EXAMPLE.parent / "langchain_quickstart.py"), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(" ", 1)[-1] for line in lines if line.startswith("wrapped ->")] == ["True", "False"]
+    assert "'How do I bake bread?' -> 'Mix flour" in "\n".join(lines)
