@@ -9,8 +9,7 @@ from typing import Any, Self
 from langchain_core.messages import AIMessage, BaseMessage
 
 from langchain_mllm_protector.runnable import MLLMProtector
-from protector_models import Protector, ProtectorConfig
-from protector_models.rewriters import Rewriter
+from protector_models import Protector, ProtectorConfig, Rewriter
 
 try:
     from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse

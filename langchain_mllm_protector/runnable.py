@@ -44,9 +44,9 @@ from protector_models import (
     Protector,
     ProtectorConfig,
     Result,
+    Rewriter,
 )
 from protector_models.config import Action
-from protector_models.rewriters import Rewriter
 
 UNCHECKED_TAG = "mllm_protector:unchecked"
 """Tag on the model inside :meth:`MLLMProtector.wrap`; exclude it in ``astream_events`` to hide raw tokens."""
