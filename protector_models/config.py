@@ -119,8 +119,8 @@ class ProtectorConfig(_Strict):
             raise ConfigError(f"{path} is not valid YAML: {error}") from None
         if data is None:
             raise ConfigError(f"{path} is empty; see docs/configuration.md for the schema")
-        if isinstance(data, Mapping) and "protector" in data and len(data) == 1:
-            data = data["protector"]  # allow nesting under one key inside a larger framework config
+        if isinstance(data, Mapping) and isinstance(data.get("protector"), Mapping):
+            data = data["protector"]  # the `protector:` section of a larger framework config
         try:
             return cls.from_dict(data)
         except ConfigError as error:

@@ -62,10 +62,16 @@ class Protector:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: ProtectorConfig | Mapping[str, Any] | str | Path) -> Self:
-        """Build from a config object, a mapping, a YAML path or a preset name; models load on first use."""
+    def from_config(
+        cls, config: ProtectorConfig | Mapping[str, Any] | str | Path, *, rewriter: Rewriter | None = None
+    ) -> Self:
+        """Build from a config object, a mapping, a YAML path or a preset name; models load on first use.
+
+        ``rewriter`` replaces the configured one (one a YAML file cannot name, such as a chat model).
+        """
         config = load_config(config)
         protector = cls(
+            rewriter=rewriter,
             threshold=config.threshold,
             action=config.action,
             refusal_text=config.refusal_text,
@@ -73,7 +79,8 @@ class Protector:
         )
         protector.config = config
         protector._detector_factory = lambda: ClassifierDetector.from_config(config.detector)
-        protector._rewriter_factory = _rewriter_factory(config.rewriter, config.refusal_text)
+        if rewriter is None:
+            protector._rewriter_factory = _rewriter_factory(config.rewriter, config.refusal_text)
         return protector
 
     @classmethod

@@ -1,0 +1,93 @@
+"""The adapter's own settings, and the YAML file that holds them next to the core's config.
+
+One file serves every framework::
+
+    protector:          # the core schema (docs/configuration.md); Protector.from_yaml reads this section
+      preset: default
+      threshold: 0.5
+    langchain:          # optional: this adapter's keys (LangChainSettings)
+      answer_key: answer
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protector_models import ConfigError, ProtectorConfig
+
+SECTION = "langchain"
+
+
+class LangChainSettings(BaseModel):
+    """How the LangChain adapter reads inputs and reports verdicts (the ``langchain:`` YAML section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question_key: str = Field(
+        "question", min_length=1, description="Dict input: the key holding the question."
+    )
+    answer_key: str = Field("answer", min_length=1, description="Dict input: the key holding the answer.")
+    metadata_key: str = Field(
+        "mllm_protector", min_length=1, description="Key of the verdict in response_metadata."
+    )
+    event_name: str = Field(
+        "mllm_protector", min_length=1, description="Name of the custom event per verdict."
+    )
+    check_tool_calls: bool = Field(
+        False,
+        description="Also judge tool calls (name + JSON arguments); off: text-less tool calls pass as is.",
+    )
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "langchain settings") -> Self:
+        """Validate a mapping; unknown keys are named with the allowed ones."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source} must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as error:
+            lines = [f"invalid {source}:"]
+            for item in error.errors():
+                key = ".".join(str(part) for part in item["loc"])
+                if item["type"] == "extra_forbidden":
+                    hint = difflib.get_close_matches(key, cls.model_fields, n=1)
+                    did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+                    lines.append(
+                        f"  {key}: unknown key{did_you_mean}; allowed keys: {', '.join(cls.model_fields)}"
+                    )
+                else:
+                    lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+            raise ConfigError("\n".join(lines)) from None
+
+
+def read_yaml(path: str | Path) -> tuple[ProtectorConfig, LangChainSettings]:
+    """The core config and the adapter settings from one YAML file (``yaml.safe_load``)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        data = None  # the core reads the file again below and says what is wrong with it
+    if isinstance(data, Mapping) and SECTION in data and not isinstance(data.get("protector"), Mapping):
+        raise ConfigError(
+            f"{path}: a file with a '{SECTION}:' section keeps the core keys under 'protector:' "
+            "(see docs/langchain.md)"
+        )
+    core = ProtectorConfig.from_yaml(path)
+    if not isinstance(data, Mapping) or SECTION not in data:
+        return core, LangChainSettings()
+    return core, LangChainSettings.from_dict(data[SECTION] or {}, source=f"'{SECTION}:' section of {path}")
+
+
+def to_yaml(config: ProtectorConfig, settings: LangChainSettings) -> str:
+    """The YAML that :func:`read_yaml` reads back to an equal config and equal settings."""
+    document: dict[str, Any] = {"protector": config.model_dump(mode="json")}
+    changed = settings.model_dump(mode="json", exclude_defaults=True)
+    if changed:
+        document[SECTION] = changed
+    return yaml.safe_dump(document, sort_keys=False)
