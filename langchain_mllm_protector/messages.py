@@ -81,9 +81,7 @@ def answer_of(value: Any, *, check_tool_calls: bool = False, where: str = "answe
     media = tuple(block["type"] for block in value.content_blocks if block["type"] in MEDIA_BLOCKS)
     calls = value.tool_calls
     if calls and check_tool_calls:
-        described = "\n".join(
-            json.dumps({"name": c["name"], "args": c["args"]}, sort_keys=True) for c in calls
-        )
+        described = "\n".join(json.dumps({"name": c["name"], "args": c["args"]}, sort_keys=True) for c in calls)
         return Answer(f"{text}\n{described}" if text else described, media, with_tool_calls=True)
     if calls and not text.strip():
         return None
@@ -149,9 +147,7 @@ def join_chunks(chunks: Sequence[Any]) -> Any:
                 for key, part in chunk.items():
                     joined[key] = joined[key] + part if key in joined else part
             elif isinstance(joined, BaseMessage) and not isinstance(joined, AIMessageChunk):
-                raise TypeError(
-                    "a stream of complete messages cannot be joined"
-                )  # BaseMessage + makes a prompt
+                raise TypeError("a stream of complete messages cannot be joined")  # BaseMessage + makes a prompt
             else:
                 joined = joined + chunk
         except TypeError as error:

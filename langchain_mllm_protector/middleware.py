@@ -15,8 +15,7 @@ try:
     from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 except ImportError as error:
     raise ImportError(
-        "MLLMProtectorMiddleware needs the `langchain` package (create_agent): "
-        "pip install 'mllm-protector[agents]'"
+        "MLLMProtectorMiddleware needs the `langchain` package (create_agent): pip install 'mllm-protector[agents]'"
     ) from error
 
 
@@ -54,9 +53,7 @@ class MLLMProtectorMiddleware(AgentMiddleware):
         """From the YAML file that :meth:`MLLMProtector.from_yaml` reads (``protector:`` + ``langchain:``)."""
         return cls(MLLMProtector.from_yaml(path, rewriter=rewriter, **fields))
 
-    def wrap_model_call(
-        self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
-    ) -> ModelResponse:
+    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]) -> ModelResponse:
         """Call the model, then guard its AI messages in one batch."""
         response = handler(request)
         inputs, where = self._inputs(request, response)
@@ -74,19 +71,13 @@ class MLLMProtectorMiddleware(AgentMiddleware):
             return response
         return self._replace(response, where, await self.guard.abatch(inputs))
 
-    def _inputs(
-        self, request: ModelRequest, response: ModelResponse
-    ) -> tuple[list[dict[str, Any]], list[int]]:
+    def _inputs(self, request: ModelRequest, response: ModelResponse) -> tuple[list[dict[str, Any]], list[int]]:
         where = [i for i, message in enumerate(response.result) if isinstance(message, AIMessage)]
         question = list(request.messages)
-        inputs = [
-            {self.guard.question_key: question, self.guard.answer_key: response.result[i]} for i in where
-        ]
+        inputs = [{self.guard.question_key: question, self.guard.answer_key: response.result[i]} for i in where]
         return inputs, where
 
-    def _replace(
-        self, response: ModelResponse, where: list[int], outputs: list[dict[str, Any]]
-    ) -> ModelResponse:
+    def _replace(self, response: ModelResponse, where: list[int], outputs: list[dict[str, Any]]) -> ModelResponse:
         result: list[BaseMessage] = list(response.result)
         for index, output in zip(where, outputs, strict=True):
             result[index] = output[self.guard.answer_key]

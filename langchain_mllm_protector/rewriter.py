@@ -24,9 +24,7 @@ class ChatModelRewriter:
 
     def __init__(self, model: Runnable[Any, Any], *, max_concurrency: int | None = None) -> None:
         if not isinstance(model, Runnable):
-            raise TypeError(
-                f"ChatModelRewriter needs a LangChain chat model or Runnable, got {type(model).__name__}"
-            )
+            raise TypeError(f"ChatModelRewriter needs a LangChain chat model or Runnable, got {type(model).__name__}")
         self.model = model
         self.max_concurrency = max_concurrency
 
@@ -46,6 +44,4 @@ def _text(output: Any) -> str:
         return str(output.text).strip()
     if isinstance(output, str):
         return output.strip()
-    raise ModelRuntimeError(
-        f"the rewriting model returned {type(output).__name__}; expected a message or str"
-    )
+    raise ModelRuntimeError(f"the rewriting model returned {type(output).__name__}; expected a message or str")

@@ -120,9 +120,7 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
     @property
     def settings(self) -> LangChainSettings:
         """This guard's adapter settings (the ``langchain:`` YAML section)."""
-        return LangChainSettings.model_validate(
-            {key: getattr(self, key) for key in LangChainSettings.model_fields}
-        )
+        return LangChainSettings.model_validate({key: getattr(self, key) for key in LangChainSettings.model_fields})
 
     def to_yaml(self) -> str:
         """YAML that :meth:`from_yaml` reads back to an equal guard (its Protector must have a config)."""
@@ -130,9 +128,7 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         if config is None:
             raise ConfigError("this guard's Protector was built in code, not from a config: it has no YAML")
         overrides = {"threshold": self.threshold, "action": self.action}
-        config = config.model_copy(
-            update={key: value for key, value in overrides.items() if value is not None}
-        )
+        config = config.model_copy(update={key: value for key, value in overrides.items() if value is not None})
         return to_yaml(config, self.settings)
 
     def wrap(self, model: Runnable[Any, Any]) -> Runnable[Any, Any]:
@@ -184,9 +180,7 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
             self._aguard, inputs, config, return_exceptions=return_exceptions, **_overrides(kwargs)
         )
 
-    def transform(
-        self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[Any]:
+    def transform(self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
         """Buffer the stream, then yield the checked (possibly rewritten) answer as one chunk."""
         yield from self._transform_stream_with_config(input, self._buffered, config, **_overrides(kwargs))
 
@@ -202,9 +196,7 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         """One chunk: the checked answer (a guard cannot release text it has not judged)."""
         yield from self.transform(iter([input]), config, **kwargs)
 
-    async def astream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
 
         async def single() -> AsyncIterator[Any]:
@@ -364,9 +356,7 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
 def _pairs(items: list[_Item | Exception]) -> list[tuple[str, str]]:
     """The (question, answer) texts to judge, in input order, leaving out failed and passed-through inputs."""
     return [
-        (item.question.text, item.answer.text)
-        for item in items
-        if isinstance(item, _Item) and item.answer is not None
+        (item.question.text, item.answer.text) for item in items if isinstance(item, _Item) and item.answer is not None
     ]
 
 
@@ -374,9 +364,7 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Per-call ``threshold`` / ``action``; anything else is a mistake worth naming."""
     unknown = sorted(set(kwargs) - {"threshold", "action"})
     if unknown:
-        raise TypeError(
-            f"MLLMProtector got unexpected keyword arguments {unknown}; it takes threshold= and action="
-        )
+        raise TypeError(f"MLLMProtector got unexpected keyword arguments {unknown}; it takes threshold= and action=")
     return {"threshold": kwargs.get("threshold"), "action": kwargs.get("action")}
 
 

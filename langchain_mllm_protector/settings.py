@@ -29,16 +29,10 @@ class LangChainSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    question_key: str = Field(
-        "question", min_length=1, description="Dict input: the key holding the question."
-    )
+    question_key: str = Field("question", min_length=1, description="Dict input: the key holding the question.")
     answer_key: str = Field("answer", min_length=1, description="Dict input: the key holding the answer.")
-    metadata_key: str = Field(
-        "mllm_protector", min_length=1, description="Key of the verdict in response_metadata."
-    )
-    event_name: str = Field(
-        "mllm_protector", min_length=1, description="Name of the custom event per verdict."
-    )
+    metadata_key: str = Field("mllm_protector", min_length=1, description="Key of the verdict in response_metadata.")
+    event_name: str = Field("mllm_protector", min_length=1, description="Name of the custom event per verdict.")
     check_tool_calls: bool = Field(
         False,
         description="Also judge tool calls (name + JSON arguments); off: text-less tool calls pass as is.",
@@ -58,9 +52,7 @@ class LangChainSettings(BaseModel):
                 if item["type"] == "extra_forbidden":
                     hint = difflib.get_close_matches(key, cls.model_fields, n=1)
                     did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
-                    lines.append(
-                        f"  {key}: unknown key{did_you_mean}; allowed keys: {', '.join(cls.model_fields)}"
-                    )
+                    lines.append(f"  {key}: unknown key{did_you_mean}; allowed keys: {', '.join(cls.model_fields)}")
                 else:
                     lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
             raise ConfigError("\n".join(lines)) from None
@@ -75,8 +67,7 @@ def read_yaml(path: str | Path) -> tuple[ProtectorConfig, LangChainSettings]:
         data = None  # the core reads the file again below and says what is wrong with it
     if isinstance(data, Mapping) and SECTION in data and not isinstance(data.get("protector"), Mapping):
         raise ConfigError(
-            f"{path}: a file with a '{SECTION}:' section keeps the core keys under 'protector:' "
-            "(see docs/langchain.md)"
+            f"{path}: a file with a '{SECTION}:' section keeps the core keys under 'protector:' (see docs/langchain.md)"
         )
     core = ProtectorConfig.from_yaml(path)
     if not isinstance(data, Mapping) or SECTION not in data:

@@ -79,9 +79,7 @@ def test_adapter_section_needs_the_core_under_protector(tmp_path, detector_confi
 
 def test_core_errors_come_through(tmp_path):
     with pytest.raises(ConfigError, match="unknown key"):
-        MLLMProtector.from_yaml(
-            write(tmp_path / "bad.yaml", {"protector": {"preset": "default", "treshold": 1}})
-        )
+        MLLMProtector.from_yaml(write(tmp_path / "bad.yaml", {"protector": {"preset": "default", "treshold": 1}}))
     with pytest.raises(ConfigError, match="cannot read config file"):
         MLLMProtector.from_yaml(tmp_path / "missing.yaml")
 

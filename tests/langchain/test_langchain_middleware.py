@@ -38,9 +38,7 @@ def agent_answering(final: str, middleware: MLLMProtectorMiddleware) -> Any:
 
 
 def test_middleware_rewrites_the_final_answer_in_an_agent_loop(guard, detector, refusal):
-    state = agent_answering(HARMFUL, MLLMProtectorMiddleware(guard)).invoke(
-        {"messages": [HumanMessage(QUESTION)]}
-    )
+    state = agent_answering(HARMFUL, MLLMProtectorMiddleware(guard)).invoke({"messages": [HumanMessage(QUESTION)]})
     messages = state["messages"]
     assert [type(m) for m in messages] == [HumanMessage, AIMessage, ToolMessage, AIMessage]
     assert messages[1].tool_calls[0]["id"] == "call-1"  # the tool call passed untouched
@@ -91,12 +89,8 @@ def test_middleware_without_langchain_says_how_to_install(monkeypatch):
 
 
 def test_the_package_imports_without_langchain():
-    code = (
-        "import sys; sys.modules['langchain'] = None; import langchain_mllm_protector as m; m.MLLMProtector()"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    code = "import sys; sys.modules['langchain'] = None; import langchain_mllm_protector as m; m.MLLMProtector()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
 
 

@@ -268,9 +268,7 @@ def test_unknown_call_option_is_named(guard):
 
 
 def test_media_next_to_text_is_recorded_as_unchecked(guard):
-    message = AIMessage(
-        content=[{"type": "text", "text": BENIGN}, {"type": "image", "url": "https://x/y.png"}]
-    )
+    message = AIMessage(content=[{"type": "text", "text": BENIGN}, {"type": "image", "url": "https://x/y.png"}])
     out = guard.invoke(message)
     assert out.content == message.content
     assert out.response_metadata["mllm_protector"]["unchecked_media"] == ["image"]
