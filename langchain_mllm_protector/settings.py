@@ -11,7 +11,6 @@ One file serves every framework::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -20,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from protector_models import ConfigError, ProtectorConfig
+from protector_models.config import describe_validation_error
 
 SECTION = "langchain"
 
@@ -46,16 +46,7 @@ class LangChainSettings(BaseModel):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as error:
-            lines = [f"invalid {source}:"]
-            for item in error.errors():
-                key = ".".join(str(part) for part in item["loc"])
-                if item["type"] == "extra_forbidden":
-                    hint = difflib.get_close_matches(key, cls.model_fields, n=1)
-                    did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
-                    lines.append(f"  {key}: unknown key{did_you_mean}; allowed keys: {', '.join(cls.model_fields)}")
-                else:
-                    lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
-            raise ConfigError("\n".join(lines)) from None
+            raise ConfigError(describe_validation_error(error, cls, f"invalid {source}")) from None
 
 
 def read_yaml(path: str | Path) -> tuple[ProtectorConfig, LangChainSettings]:

@@ -103,7 +103,7 @@ class ProtectorConfig(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            raise ConfigError(_describe(error, cls)) from None
+            raise ConfigError(describe_validation_error(error, cls)) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
@@ -177,9 +177,12 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
-def _describe(error: ValidationError, model: type[BaseModel]) -> str:
-    """One line per problem: the field path, what was wrong, and what is accepted."""
-    lines = [f"invalid protector config ({error.error_count()} problem{'s' * (error.error_count() > 1)}):"]
+def describe_validation_error(
+    error: ValidationError, model: type[BaseModel], title: str = "invalid protector config"
+) -> str:
+    """One line per problem: the field path, what was wrong, and what is accepted (unknown keys get the
+    allowed ones, and the closest as a suggestion)."""
+    lines = [f"{title} ({error.error_count()} problem{'s' * (error.error_count() > 1)}):"]
     for item in error.errors():
         path = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
