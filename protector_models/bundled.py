@@ -81,7 +81,7 @@ BUNDLED: dict[str, BundledModel] = {
         model_id=DEFAULT_DETECTOR_ID,
         locate=_package_dir("minilm-detector"),
         weights_file="adapter_model.safetensors",
-        sha256="__DEFAULT_DETECTOR_SHA256__",
+        sha256="ed9c4569618cd00ec22d8958345303395c84316f48a8b906e99b13c071616a38",
         revision=None,
         install_hint="reinstall mllm-protector, or retrain it with `python -m protector_models.training`.",
     ),

@@ -82,13 +82,23 @@ def read_labelled(path: str | Path) -> list[LabelledPair]:
 
 
 def read_preferences(path: str | Path) -> list[PreferencePair]:
-    """Preference pairs: PKU-SafeRLHF rows (``safer_response_id``), or ``chosen``/``rejected`` transcripts
-    ("Human: ... Assistant: ...", ``chosen`` the less harmful), split into the shared context and the last reply."""
+    """Preference pairs from PKU-SafeRLHF rows (``safer_response_id``), detox triples (``harmful_answer`` is the
+    worse), or ``chosen``/``rejected`` transcripts ("Human: ... Assistant: ...", ``chosen`` the less harmful),
+    split into the shared context and the last reply."""
     preferences = []
     for number, record in iter_jsonl(path):
         where = f"{Path(path).name} line {number}"
         if "chosen" in record and "rejected" in record:
             preferences.append(_from_transcripts(record, where))
+        elif "harmful_answer" in record and "harmless_answer" in record:
+            preferences.append(
+                PreferencePair(
+                    _text(record, "question", where),
+                    _text(record, "harmless_answer", where),
+                    _text(record, "harmful_answer", where),
+                    str(record.get("source", "")),
+                )
+            )
         elif "safer_response_id" in record:
             better = _int(record["safer_response_id"], where, "safer_response_id")
             if better not in (0, 1):
@@ -97,7 +107,10 @@ def read_preferences(path: str | Path) -> list[PreferencePair]:
             responses = [_text(record, "response_0", where), _text(record, "response_1", where)]
             preferences.append(PreferencePair(prompt, responses[better], responses[1 - better], "pku-saferlhf"))
         else:
-            raise InvalidInputError(f"{where}: not a preference row (needs chosen/rejected or safer_response_id)")
+            raise InvalidInputError(
+                f"{where}: not a preference row (needs chosen/rejected, harmful_answer/harmless_answer, "
+                "or safer_response_id)"
+            )
     return preferences
 
 

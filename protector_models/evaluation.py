@@ -18,6 +18,7 @@ class Evaluation:
     by_source: dict[str, BinaryMetrics] = field(default_factory=dict)
     by_category: dict[str, BinaryMetrics] = field(default_factory=dict)
     scores: list[float] = field(default_factory=list)
+    labels: list[bool] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready metrics (scores left out)."""
@@ -39,6 +40,7 @@ def evaluate(protector: Protector, examples: Sequence[LabelledPair], threshold: 
         by_source=_grouped(examples, scores, threshold, lambda e: e.source or "-"),
         by_category=_grouped(examples, scores, threshold, lambda e: e.category),
         scores=scores,
+        labels=labels,
     )
 
 

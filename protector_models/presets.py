@@ -8,6 +8,9 @@ from typing import Any
 from protector_models.bundled import DEFAULT_DETECTOR_ID, MINILM_ID
 from protector_models.errors import ConfigError
 
+DEFAULT_THRESHOLD = 0.35
+"""Best F1 on the default detector's validation split (carved from the training data, never from dev)."""
+
 _PAPER_DETECTOR = {"kind": "classifier", "template": "paper", "score_meaning": "safe", "batch_size": 8}
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -22,6 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
         "rewriter": {"kind": "refusal"},
         "action": "detoxify",
+        "threshold": DEFAULT_THRESHOLD,
     },
     # The paper's detectors (Pi et al., 2024): LoRA adapters whose one-output head estimates P(safe).
     "paper-3b": {

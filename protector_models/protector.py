@@ -25,6 +25,7 @@ from protector_models.config import (
 from protector_models.detector import ClassifierDetector, Detector
 from protector_models.errors import ConfigError, HarmfulContentError, ModelRuntimeError, ProtectorError
 from protector_models.pairs import Pair, PairLike, as_pairs
+from protector_models.presets import DEFAULT_THRESHOLD, preset_dict
 from protector_models.results import Result, Verdict
 from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
 
@@ -32,8 +33,10 @@ from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewrit
 class Protector:
     """Guards answers: ``check`` scores them, ``protect`` also replaces the flagged ones.
 
-    ``Protector()`` is the embedded default (a MiniLM detector and a refusal); models load on first use, so
-    building a protector is cheap. Benign answers come back byte-for-byte unchanged.
+    ``Protector()`` is the embedded default (a MiniLM detector, its validated threshold, and a refusal), the
+    same as ``Protector.from_preset("default")``; ``threshold`` defaults to 0.5 for a detector you pass in.
+    Models load on first use, so building a protector is cheap. Benign answers come back byte-for-byte
+    unchanged.
     """
 
     def __init__(
@@ -41,11 +44,13 @@ class Protector:
         detector: Detector | None = None,
         rewriter: Rewriter | None = None,
         *,
-        threshold: float = 0.5,
+        threshold: float | None = None,
         action: Action = "detoxify",
         refusal_text: str = DEFAULT_REFUSAL,
         on_error: OnError = "raise",
     ) -> None:
+        if threshold is None:  # the embedded default's own threshold, else the neutral 0.5
+            threshold = DEFAULT_THRESHOLD if detector is None else 0.5
         check_threshold(threshold)
         check_action(action)
         if on_error not in ("raise", "block", "pass"):
@@ -272,7 +277,5 @@ def _rewriter_factory(config: RewriterConfig, refusal_text: str) -> Callable[[],
 
 
 def _default_detector() -> Detector:
-    from protector_models.presets import preset_dict
-
     config = ProtectorConfig.from_dict(preset_dict("default"))
     return ClassifierDetector.from_config(config.detector)

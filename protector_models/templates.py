@@ -71,8 +71,9 @@ def fit_pairs(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair], budget:
     the question is the part the answer replies to. Cuts fall on token boundaries (needs a fast tokenizer).
     """
     budget = max(budget, 1)
-    questions = tokenizer([p.question for p in pairs], add_special_tokens=False, return_offsets_mapping=True)
-    answers = tokenizer([p.answer for p in pairs], add_special_tokens=False, return_offsets_mapping=True)
+    options = {"add_special_tokens": False, "return_offsets_mapping": True, "verbose": False}  # long is fine here
+    questions = tokenizer([p.question for p in pairs], **options)
+    answers = tokenizer([p.answer for p in pairs], **options)
     fitted = []
     for pair, q_offsets, a_offsets in zip(pairs, questions["offset_mapping"], answers["offset_mapping"], strict=True):
         if len(q_offsets) + len(a_offsets) <= budget:

@@ -146,7 +146,10 @@ def test_eval_reports_metrics_per_source(tmp_path: Path, config_file: Path):
     assert metrics["by_source"]["a"]["f1"] == 1.0
     assert metrics["by_source"]["b"]["recall"] == 0.5
     assert metrics["by_category"]["violence"]["n"] == 2
-    table = runner.invoke(app, ["eval", str(data), "--config", str(config_file)])
+    table = runner.invoke(app, ["eval", str(data), "--config", str(config_file), "--report", str(tmp_path / "r")])
+    for name in ("report.md", "roc.png", "pr.png", "scores.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
+    assert "| overall | 4 |" in (tmp_path / "r" / "report.md").read_text()
     assert "overall" in table.stdout
     assert "by source:" in table.stdout
 

@@ -36,3 +36,13 @@ def test_best_threshold_maximises_f1():
     threshold = best_f1_threshold(LABELS, SCORES)
     assert threshold == pytest.approx(0.35)  # midway between 0.4 and 0.3: flags all positives and one negative
     assert binary_metrics(LABELS, SCORES, threshold).f1 == pytest.approx(6 / 7)
+
+
+def test_curve_points_walk_thresholds_from_high_to_low():
+    from protector_models.reporting import curve_points
+
+    fprs, recalls, precisions = curve_points(LABELS, SCORES)
+    # thresholds 0.9, 0.8, 0.6, 0.4, 0.3, 0.1 after the (0, 0) start
+    assert recalls == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1])
+    assert fprs == pytest.approx([0, 0, 0, 1 / 3, 1 / 3, 2 / 3, 1])
+    assert precisions[3] == pytest.approx(2 / 3)

@@ -14,6 +14,7 @@ from protector_models.errors import ProtectorError
 from protector_models.evaluation import Evaluation, evaluate
 from protector_models.metrics import BinaryMetrics
 from protector_models.protector import Protector
+from protector_models.reporting import write_report
 
 
 def evaluate_command(
@@ -24,6 +25,9 @@ def evaluate_command(
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
     device: Annotated[str | None, typer.Option("--device")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable metrics.")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write report.md with ROC, PR and histogram PNGs here.")
+    ] = None,
 ) -> None:
     """Measure the detector (harmful = positive) at the configured threshold."""
     try:
@@ -32,7 +36,9 @@ def evaluate_command(
             build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
         )
         result = evaluate(protector, examples)
-    except (ProtectorError, OSError) as error:
+        if report is not None:
+            typer.echo(f"report: {write_report(result, report, data.name)}", err=True)
+    except (ProtectorError, OSError, ImportError) as error:
         raise fail(error) from None
     typer.echo(json.dumps({"data": str(data), **result.as_dict()}, indent=2) if as_json else render(data.name, result))
 
