@@ -7,6 +7,7 @@ Weights load from safetensors only; ``trust_remote_code`` is passed through only
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,7 +146,9 @@ def _merge_adapter(model: PreTrainedModel, adapter_dir: str, spec: ModelSpec) ->
     except ImportError:
         raise ModelLoadError("loading a LoRA adapter needs peft: `pip install peft`") from None
     try:
-        merged = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False).merge_and_unload()
+        with warnings.catch_warnings():  # peft calls an API transformers 5 deprecated; nothing for users to do
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            merged = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False).merge_and_unload()
     except Exception as error:
         raise ModelLoadError(
             f"adapter {spec.adapter} does not fit model {spec.source} ({type(error).__name__}: {error}); "
