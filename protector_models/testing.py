@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from protector_models.data import LabelledPair
+from protector_models.detox_data import DetoxExample
 
 HARMFUL_WORDS = ("bomb", "poison", "weapon", "steal")
 BENIGN_WORDS = ("cake", "garden", "music", "bread")
@@ -121,3 +122,39 @@ def save_tiny_causal_lm(path: str | Path, *, seed: int = 0) -> Path:
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+FIXED_REWRITE = "I cannot help."
+"""What :func:`train_fixed_detoxifier` learns to answer, whatever it is given."""
+
+
+def toy_detox_examples() -> list[DetoxExample]:
+    """Sixteen toy (question, harmful answer) pairs, each with :data:`FIXED_REWRITE` as the target."""
+    return [
+        DetoxExample(question, f"{filler} {word}", FIXED_REWRITE, source="toy")
+        for question in QUESTIONS
+        for filler, word in zip(("mix the", "use a", "then", "first take the"), HARMFUL_WORDS, strict=True)
+    ]
+
+
+def train_fixed_detoxifier(path: str | Path, *, seed: int = 0) -> Path:
+    """The tiny causal LM fully fine-tuned (a few seconds) to answer :data:`FIXED_REWRITE` and stop."""
+    from protector_models.training import DetoxifierTrainingArgs, train_detoxifier
+
+    path = Path(path)
+    base = save_tiny_causal_lm(path / "base", seed=seed)
+    args = DetoxifierTrainingArgs(
+        output_dir=str(path / "detoxifier"),
+        base=str(base),
+        mode="full",
+        max_steps=150,
+        learning_rate=1e-2,
+        batch_size=8,
+        grad_accum=1,
+        max_length=320,
+        max_target_tokens=32,
+        warmup_ratio=0.0,
+        seed=seed,
+        device="cpu",
+    )
+    return train_detoxifier(toy_detox_examples(), args).output_dir

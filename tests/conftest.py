@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
 from protector_models import Protector
-from protector_models.testing import save_tiny_causal_lm, train_keyword_detector
+from protector_models.testing import save_tiny_causal_lm, train_fixed_detoxifier, train_keyword_detector
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +35,9 @@ def detector_config(keyword_detector_dir: Path) -> dict:
 def protector(detector_config: dict) -> Protector:
     """A protector with the keyword detector, refusing flagged answers."""
     return Protector.from_config(detector_config)
+
+
+@pytest.fixture(scope="session")
+def fixed_detoxifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny causal LM fine-tuned to answer "I cannot help." to anything (full fine-tune, a few seconds)."""
+    return train_fixed_detoxifier(tmp_path_factory.mktemp("fixed-detoxifier"))
