@@ -88,6 +88,9 @@ class ProtectorConfig(_Strict):
     action: Action = Field("detoxify", description="What to do with a flagged answer.")
     refusal_text: str = Field(DEFAULT_REFUSAL, min_length=1)
     on_error: OnError = Field("raise", description="What to do when a model fails.")
+    rescore_rewrites: bool = Field(
+        True, description="Score each detoxified answer again; one still flagged is replaced by the refusal."
+    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:

@@ -48,6 +48,7 @@ class Protector:
         action: Action = "detoxify",
         refusal_text: str = DEFAULT_REFUSAL,
         on_error: OnError = "raise",
+        rescore_rewrites: bool = True,
     ) -> None:
         if threshold is None:  # the embedded default's own threshold, else the neutral 0.5
             threshold = DEFAULT_THRESHOLD if detector is None else 0.5
@@ -59,6 +60,7 @@ class Protector:
         self.action: Action = action
         self.refusal_text = refusal_text
         self.on_error: OnError = on_error
+        self.rescore_rewrites = rescore_rewrites
         self.config: ProtectorConfig | None = None
         self._detector = detector
         self._rewriter = rewriter or RefusalRewriter(refusal_text)
@@ -81,6 +83,7 @@ class Protector:
             action=config.action,
             refusal_text=config.refusal_text,
             on_error=config.on_error,
+            rescore_rewrites=config.rescore_rewrites,
         )
         protector.config = config
         protector._detector_factory = lambda: ClassifierDetector.from_config(config.detector)
@@ -128,6 +131,7 @@ class Protector:
             action=self.action,
             refusal_text=self.refusal_text,
             on_error=self.on_error,
+            rescore_rewrites=self.rescore_rewrites,
         )
         clone.config = self.config
         clone._detector_factory = lambda: self.detector
@@ -152,8 +156,8 @@ class Protector:
         ``threshold`` and ``action`` override the configured ones for this call.
         """
         pairs = as_pairs(pairs)
-        action = self._action(action)
-        verdicts, detect_ms = self._check(pairs, self._threshold(threshold))
+        action, threshold = self._action(action), self._threshold(threshold)
+        verdicts, detect_ms = self._check(pairs, threshold)
         results = [
             self._unrewritten(pair, verdict, action, detect_ms) for pair, verdict in zip(pairs, verdicts, strict=True)
         ]
@@ -165,7 +169,7 @@ class Protector:
                 for index in to_rewrite:
                     results[index] = replace(results[index], output=self.refusal_text, action="refuse")
             else:
-                self._detoxify(pairs, results, to_rewrite)
+                self._detoxify(pairs, results, to_rewrite, threshold)
         return results
 
     def protect_one(self, question: str, answer: str, **overrides: Any) -> Result:
@@ -229,8 +233,11 @@ class Protector:
             return replace(result, output=self.refusal_text, action="refuse")
         return replace(result, action="annotate")
 
-    def _detoxify(self, pairs: list[Pair], results: list[Result], indices: list[int]) -> None:
-        """Rewrite the flagged answers in place; a failed or empty rewrite falls back to the refusal."""
+    def _detoxify(self, pairs: list[Pair], results: list[Result], indices: list[int], threshold: float) -> None:
+        """Rewrite the flagged answers in place; a failed, empty or still-harmful rewrite falls back to the refusal.
+
+        With ``rescore_rewrites`` each non-empty rewrite is scored as (question, rewrite) at the same threshold.
+        """
         started = time.perf_counter()
         error = None
         try:
@@ -242,18 +249,40 @@ class Protector:
             if self.on_error == "raise":
                 raise ModelRuntimeError(error) from failure
             rewrites = [""] * len(indices)  # a known-harmful answer is never passed on: refuse instead
+        texts = [text if isinstance(text, str) and text.strip() else "" for text in rewrites]
+        empty = error or "rewriter returned an empty text; refused instead"
+        problems: list[str | None] = [None if text else empty for text in texts]
+        if self.rescore_rewrites:
+            self._rescore(pairs, indices, texts, problems, threshold)
         rewrite_ms = (time.perf_counter() - started) * 1000 / len(indices)
-        for index, text in zip(indices, rewrites, strict=True):
-            if isinstance(text, str) and text.strip():
+        for index, text, problem in zip(indices, texts, problems, strict=True):
+            if problem is None:
                 results[index] = replace(results[index], output=text, action="detoxify", rewrite_ms=rewrite_ms)
             else:
                 results[index] = replace(
-                    results[index],
-                    output=self.refusal_text,
-                    action="refuse",
-                    error=error or "rewriter returned an empty text; refused instead",
-                    rewrite_ms=rewrite_ms,
+                    results[index], output=self.refusal_text, action="refuse", error=problem, rewrite_ms=rewrite_ms
                 )
+
+    def _rescore(
+        self, pairs: list[Pair], indices: list[int], texts: list[str], problems: list[str | None], threshold: float
+    ) -> None:
+        """Mark each rewrite the detector still flags (or cannot score) as a problem, in place."""
+        todo = [k for k, problem in enumerate(problems) if problem is None]
+        if not todo:
+            return
+        try:
+            scores = self.detector.score([Pair(pairs[indices[k]].question, texts[k]) for k in todo])
+            _check_scores(scores, len(todo))
+        except Exception as failure:
+            message = f"scoring the rewrite failed: {type(failure).__name__}: {failure}"
+            if self.on_error == "raise":
+                raise ModelRuntimeError(message) from failure
+            for k in todo:  # an unchecked rewrite of a harmful answer is not passed on either
+                problems[k] = f"{message}; refused instead"
+            return
+        for k, score in zip(todo, scores, strict=True):
+            if score >= threshold:
+                problems[k] = f"the rewrite still scored harmful ({score:.3f} >= {threshold:g}); refused instead"
 
     def _threshold(self, override: float | None) -> float:
         return self.threshold if check_threshold(override) is None else override  # type: ignore[return-value]

@@ -71,14 +71,21 @@ class CausalLMRewriter:
         )
 
     def rewrite(self, pairs: Sequence[Pair]) -> list[str]:
-        """Greedy rewrites, stripped of surrounding whitespace, in input order."""
+        """Greedy rewrites, cut at the first end-of-sequence token and stripped of surrounding whitespace.
+
+        Deterministic: greedy search whatever the model's own generation config says about sampling. Batches
+        pad on the left, so each prompt ends where generation starts and a batched rewrite equals the one
+        generated alone.
+        """
         if not pairs:
             return []
-        prompts = detoxify_prompts(self.tokenizer, pairs, self.max_length - self.max_new_tokens)
-        features = dict(self.tokenizer(prompts, truncation=True, max_length=self.max_length - self.max_new_tokens))
+        budget = self.max_length - self.max_new_tokens
+        prompts = detoxify_prompts(self.tokenizer, pairs, budget)
+        features = dict(self.tokenizer(prompts, truncation=True, max_length=budget))
         lengths = [len(ids) for ids in features["input_ids"]]
         outputs = [""] * len(pairs)
         device = next(self.model.parameters()).device
+        stop = self.stop_token_ids
         with torch.inference_mode():
             for chunk in length_sorted_batches(lengths, self.batch_size):
                 batch = pad_features(features, chunk, pad_token_id=self.tokenizer.pad_token_id, padding_side="left")
@@ -87,11 +94,27 @@ class CausalLMRewriter:
                     **{key: value.to(device) for key, value in batch.items()},
                     max_new_tokens=self.max_new_tokens,
                     do_sample=False,
+                    num_beams=1,
                     pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=self.tokenizer.eos_token_id,
+                    eos_token_id=stop,
                 )
-                new_tokens = generated[:, batch["input_ids"].shape[1] :]
-                texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+                new_tokens = generated[:, batch["input_ids"].shape[1] :].tolist()
+                texts = self.tokenizer.batch_decode([_until(ids, stop) for ids in new_tokens], skip_special_tokens=True)
                 for index, text in zip(chunk, texts, strict=True):
                     outputs[index] = text.strip()
         return outputs
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """The tokenizer's EOS and every EOS the model's generation config names (chat models often add one)."""
+        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids = [self.tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])]
+        return sorted({i for i in ids if isinstance(i, int)})
+
+
+def _until(ids: list[int], stop: list[int]) -> list[int]:
+    """The tokens before the first stop token (finished rows of a batch are padded after it)."""
+    for position, token in enumerate(ids):
+        if token in stop:
+            return ids[:position]
+    return ids

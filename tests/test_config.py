@@ -24,7 +24,7 @@ def test_unknown_key_names_its_path_suggests_and_lists_allowed_keys():
         ProtectorConfig.from_dict({**MINIMAL, "thresold": 0.3})
     message = str(caught.value)
     assert "thresold: unknown key (did you mean 'threshold'?)" in message
-    assert "allowed keys: action, detector, on_error, refusal_text, rewriter, threshold" in message
+    assert "allowed keys: action, detector, on_error, refusal_text, rescore_rewrites, rewriter, threshold" in message
 
 
 def test_unknown_nested_key_lists_the_nested_models_keys():
