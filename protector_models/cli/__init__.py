@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from protector_models.cli import evaluate, scan, train
+from protector_models.cli import detox, evaluate, scan, train
 
 app = typer.Typer(
     name="mllm-protector",
@@ -23,5 +23,6 @@ def main() -> None:
 scan.register(app)
 evaluate.register(app)
 train.register(app)
+detox.register(app)
 
 __all__ = ["app"]
