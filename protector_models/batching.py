@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
@@ -36,3 +37,17 @@ def pad_features(
             padded.append(filler + list(rows[i]) if padding_side == "left" else list(rows[i]) + filler)
         batch[key] = torch.tensor(padded, dtype=torch.long)
     return batch
+
+
+def shuffled_length_batches(lengths: Sequence[int], batch_size: int, generator: random.Random) -> list[list[int]]:
+    """Batches of similar length (little padding) in a random order, re-drawn each epoch."""
+    indices = list(range(len(lengths)))
+    generator.shuffle(indices)
+    batches = []
+    window = batch_size * 50
+    for start in range(0, len(indices), window):
+        chunk = indices[start : start + window]
+        for local in length_sorted_batches([lengths[i] for i in chunk], batch_size):
+            batches.append([chunk[i] for i in local])
+    generator.shuffle(batches)
+    return batches

@@ -30,10 +30,11 @@ from transformers import AutoModel, AutoTokenizer
 from protector_models.batching import length_sorted_batches, pad_features
 from protector_models.bundled import MINILM_ID
 from protector_models.devices import resolve_device
-from protector_models.errors import ModelLoadError, ModelRuntimeError, ProtectorError
+from protector_models.errors import ModelLoadError, ModelRuntimeError
 from protector_models.loading import _quiet_transformers, resolve_source
 from protector_models.pairs import Pair
 from protector_models.protector import Protector
+from protector_models.reporting import pyplot
 
 REFUSAL_MAX_WORDS = 30
 """A text longer than this is never a *bare* refusal, whatever phrase it opens with."""
@@ -269,13 +270,7 @@ def _figures(
 
 def write_report(evaluation: DetoxEvaluation, directory: str | Path) -> list[Path]:
     """``metrics.json``, ``rewrites.jsonl`` and ``detox_eval.png`` (histograms) in ``directory``."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ProtectorError("--report draws with matplotlib: pip install 'mllm-protector[eval]'") from None
+    plt = pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     metrics = directory / "metrics.json"

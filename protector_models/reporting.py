@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from protector_models.errors import ProtectorError
 from protector_models.evaluation import Evaluation
 from protector_models.metrics import BinaryMetrics
 
@@ -27,15 +28,21 @@ def curve_points(labels: Sequence[bool], scores: Sequence[float]) -> tuple[list[
     return fprs, recalls, precisions
 
 
-def write_report(evaluation: Evaluation, directory: str | Path, title: str) -> Path:
-    """Write ``report.md``, ``roc.png``, ``pr.png`` and ``scores.png`` into ``directory``; return the report."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the headless Agg backend, or an error that says how to install it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("the report needs matplotlib: pip install 'mllm-protector[eval]'") from None
+        raise ProtectorError("reports draw with matplotlib: pip install 'mllm-protector[eval]'") from None
+    return plt
+
+
+def write_report(evaluation: Evaluation, directory: str | Path, title: str) -> Path:
+    """Write ``report.md``, ``roc.png``, ``pr.png`` and ``scores.png`` into ``directory``; return the report."""
+    plt = pyplot()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     fprs, recalls, precisions = curve_points(evaluation.labels, evaluation.scores)

@@ -38,7 +38,7 @@ def evaluate_command(
         result = evaluate(protector, examples)
         if report is not None:
             typer.echo(f"report: {write_report(result, report, data.name)}", err=True)
-    except (ProtectorError, OSError, ImportError) as error:
+    except (ProtectorError, OSError) as error:
         raise fail(error) from None
     typer.echo(json.dumps({"data": str(data), **result.as_dict()}, indent=2) if as_json else render(data.name, result))
 

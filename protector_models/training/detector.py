@@ -15,7 +15,7 @@ import yaml
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from protector_models.batching import length_sorted_batches, pad_features
+from protector_models.batching import pad_features, shuffled_length_batches
 from protector_models.bundled import MINILM_ID
 from protector_models.config import ModelSpec
 from protector_models.data import LabelledPair, PreferencePair
@@ -24,6 +24,7 @@ from protector_models.loading import load_sequence_classifier
 from protector_models.metrics import BinaryMetrics, best_f1_threshold, binary_metrics
 from protector_models.pairs import Pair
 from protector_models.templates import DetectorTemplate, encode_for_detector, resolve_detector_template
+from protector_models.training.common import seed_everything
 
 Mode = Literal["lora", "head", "full"]
 _HEAD_MODULES = ("classifier", "score", "pooler")
@@ -75,7 +76,7 @@ def train_detector(
     ``preferences`` when given; save in the loader's format, and report validation metrics."""
     if not examples:
         raise ValueError("no training examples")
-    _seed_everything(args.seed)
+    seed_everything(args.seed)
     train, validation = split_validation(examples, args.val_fraction, args.seed)
     spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)
     loaded = load_sequence_classifier(spec, allow_untrained_head=True)
@@ -96,7 +97,7 @@ def train_detector(
     model.train()
     progress = tqdm(total=total, desc="train-detector", unit="step", disable=None)
     for _epoch in range(args.epochs):
-        for batch_indices in _shuffled_length_batches(lengths, args.batch_size, generator):
+        for batch_indices in shuffled_length_batches(lengths, args.batch_size, generator):
             batch = pad_features(features, batch_indices, pad_token_id=loaded.tokenizer.pad_token_id)
             logits = model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0]
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
@@ -215,24 +216,5 @@ def _preference_batches(
             yield pad_features(features, chunk + [i + count for i in chunk], pad_token_id=tokenizer.pad_token_id)
 
 
-def _shuffled_length_batches(lengths: Sequence[int], batch_size: int, generator: random.Random) -> list[list[int]]:
-    """Batches of similar length (little padding) in a random order, re-drawn each epoch."""
-    indices = list(range(len(lengths)))
-    generator.shuffle(indices)
-    batches = []
-    window = batch_size * 50
-    for start in range(0, len(indices), window):
-        chunk = indices[start : start + window]
-        for local in length_sorted_batches([lengths[i] for i in chunk], batch_size):
-            batches.append([chunk[i] for i in local])
-    generator.shuffle(batches)
-    return batches
-
-
 def _has_module(model: torch.nn.Module, name: str) -> bool:
     return any(module_name.split(".")[-1] == name for module_name, _ in model.named_modules())
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)

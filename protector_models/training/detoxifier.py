@@ -23,12 +23,12 @@ import yaml
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from protector_models.batching import pad_features
+from protector_models.batching import pad_features, shuffled_length_batches
 from protector_models.config import DEFAULT_REFUSAL, ModelSpec
 from protector_models.detox_data import DetoxExample
 from protector_models.loading import load_causal_lm
 from protector_models.templates import detoxify_prompts
-from protector_models.training.detector import _seed_everything, _shuffled_length_batches
+from protector_models.training.common import seed_everything
 
 DetoxMode = Literal["lora", "full"]
 IGNORE = -100
@@ -129,7 +129,7 @@ def train_detoxifier(examples: Sequence[DetoxExample], args: DetoxifierTrainingA
     if args.batch_size < 1 or args.grad_accum < 1:
         raise ValueError("batch_size and grad_accum must be at least 1")
     started = time.perf_counter()
-    _seed_everything(args.seed)
+    seed_everything(args.seed)
     loaded = load_causal_lm(ModelSpec(source=args.base, device=args.device, dtype="float32"))
     tokenizer, device = loaded.tokenizer, loaded.device
     model = _prepare(loaded.model, args)
@@ -150,7 +150,7 @@ def train_detoxifier(examples: Sequence[DetoxExample], args: DetoxifierTrainingA
     model.train()
     progress = tqdm(total=total, desc="train-detoxifier", unit="step", disable=None)
     while len(losses) < total:
-        batches = _shuffled_length_batches(lengths, args.batch_size, generator)
+        batches = shuffled_length_batches(lengths, args.batch_size, generator)
         for start in range(0, len(batches), args.grad_accum):
             group = [
                 pad_features(features, b, pad_token_id=tokenizer.pad_token_id)
