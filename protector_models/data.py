@@ -162,7 +162,7 @@ def _from_transcripts(record: dict[str, Any], where: str) -> PreferencePair:
     cut_chosen, cut_rejected = chosen.rfind(marker), rejected.rfind(marker)
     if cut_chosen < 0 or cut_rejected < 0:
         raise InvalidInputError(f"{where}: `chosen` and `rejected` must be 'Human: ... Assistant: ...' transcripts")
-    question = chosen[:cut_chosen].replace("\n\nHuman:", "\nHuman:").strip()
+    question = chosen[:cut_chosen].strip()
     return PreferencePair(
         question,
         chosen[cut_chosen + len(marker) :].strip(),
