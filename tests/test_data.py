@@ -98,4 +98,3 @@ def test_ranking_loss_rewards_the_worse_answer_scoring_higher():
     assert right_order < ranking_loss(better, worse)
     assert right_order.item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor([4.0, 2.0])).mean().item())
     assert ranking_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(0.6931, abs=1e-4)
-
