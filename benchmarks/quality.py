@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from protector_models import Protector
+from protector_models.cli.evaluate import HEADER, metrics_row
 from protector_models.data import read_labelled
 from protector_models.evaluation import evaluate
 
@@ -27,7 +28,7 @@ def main() -> None:
     protector.load()
     files = sorted(options.folder.glob("*.jsonl"))
     if not options.json:
-        print(f"{'file':28} {'n':>6} {'F1':>6} {'AUROC':>6} {'PR-AUC':>6} {'FPR':>6} {'pairs/s':>8}")
+        print(f"{'file':28}{HEADER[28:]} {'pairs/s':>8}")
     for path in files:
         examples = read_labelled(path)
         started = time.perf_counter()
@@ -36,12 +37,7 @@ def main() -> None:
         if options.json:
             print(json.dumps({"file": path.name, **metrics.as_dict(), "pairs_per_s": round(rate, 1)}))
         else:
-            auroc = f"{100 * metrics.auroc:6.1f}" if metrics.auroc is not None else "     -"
-            pr_auc = f"{100 * metrics.pr_auc:6.1f}" if metrics.pr_auc is not None else "     -"
-            print(
-                f"{path.name:28} {metrics.n:6d} {100 * metrics.f1:6.1f} {auroc} {pr_auc} "
-                f"{100 * metrics.fpr:6.1f} {rate:8.1f}"
-            )
+            print(f"{metrics_row(path.name, metrics)} {rate:8.1f}")
 
 
 if __name__ == "__main__":

@@ -45,17 +45,19 @@ def evaluate_command(
 
 def render(name: str, result: Evaluation) -> str:
     """A plain-text table: overall, then per source and per category."""
-    lines = [f"{name}: threshold {result.overall.threshold:.3f}", _HEADER, _row("overall", result.overall)]
+    lines = [f"{name}: threshold {result.overall.threshold:.3f}", HEADER, metrics_row("overall", result.overall)]
     for title, groups in (("source", result.by_source), ("category", result.by_category)):
         if len(groups) > 1 or (groups and title == "category"):
-            lines += [f"by {title}:", *(_row(group, metrics) for group, metrics in groups.items())]
+            lines += [f"by {title}:", *(metrics_row(group, metrics) for group, metrics in groups.items())]
     return "\n".join(lines)
 
 
-_HEADER = f"{'':28} {'n':>6} {'F1':>6} {'prec':>6} {'recall':>6} {'FPR':>6} {'AUROC':>6} {'PR-AUC':>6}"
+HEADER = f"{'':28} {'n':>6} {'F1':>6} {'prec':>6} {'recall':>6} {'FPR':>6} {'AUROC':>6} {'PR-AUC':>6}"
 
 
-def _row(label: str, m: BinaryMetrics) -> str:
+def metrics_row(label: str, m: BinaryMetrics) -> str:
+    """One table row in percent, aligned with :data:`HEADER`."""
+
     def pct(value: float | None) -> str:
         return "   -  " if value is None else f"{100 * value:6.1f}"
 
