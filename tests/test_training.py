@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from protector_models import Protector, ProtectorConfig
 from protector_models.evaluation import evaluate
 from protector_models.testing import save_tiny_classifier, toy_examples
 from protector_models.training import DetectorTrainingArgs, train_detector
+from protector_models.training import detector as detector_training
 from protector_models.training.detector import split_validation
 
 
@@ -36,6 +38,7 @@ def test_lora_training_lowers_loss_and_saves_a_loadable_adapter(tmp_path: Path):
         max_length=32,
         lora_targets=["query", "value"],
         val_fraction=0.25,
+        patience=20,
         device="cpu",
     )
     outcome = train_detector(toy_examples(160), args)
@@ -74,3 +77,48 @@ def test_head_mode_trains_only_the_head(tmp_path: Path):
 def test_training_without_examples_is_an_error(tmp_path: Path):
     with pytest.raises(ValueError, match="no training examples"):
         train_detector([], DetectorTrainingArgs(output_dir=str(tmp_path)))
+
+
+def test_early_stopping_saves_the_best_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Validation labels are the opposite of training's, so validation AUROC falls as the model learns:
+    training must stop after ``patience`` worse epochs and save the first epoch's weights."""
+    train = toy_examples(160, seed=1)
+    contrary = [replace(e, harmful=not e.harmful) for e in toy_examples(40, seed=2)]
+    monkeypatch.setattr(detector_training, "split_validation", lambda *_: (train, contrary))
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "out"),
+        base=str(save_tiny_classifier(tmp_path / "base")),
+        mode="full",
+        epochs=10,
+        learning_rate=3e-3,
+        batch_size=16,
+        max_length=32,
+        patience=2,
+        device="cpu",
+    )
+    outcome = train_detector(train + contrary, args)
+    aurocs = [a for a in outcome.epoch_aurocs if a is not None]
+    assert len(aurocs) == 3 < args.epochs
+    assert outcome.best_epoch == 1
+    assert outcome.validation.auroc == pytest.approx(aurocs[0], abs=1e-6)
+    assert max(aurocs[1:]) <= aurocs[0]
+
+
+def test_bfloat16_autocast_trains(tmp_path: Path):
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "out"),
+        base=str(save_tiny_classifier(tmp_path / "base")),
+        mode="full",
+        epochs=6,
+        learning_rate=3e-3,
+        batch_size=16,
+        max_length=32,
+        precision="bfloat16",
+        patience=6,
+        device="cpu",
+    )
+    outcome = train_detector(toy_examples(160), args)
+    assert sum(outcome.losses[-5:]) < 0.85 * sum(outcome.losses[:5])
+    assert outcome.validation.auroc is not None
+    assert outcome.validation.auroc > 0.8
+    assert len(outcome.epoch_aurocs) <= args.epochs

@@ -13,7 +13,7 @@ from protector_models.cli.options import fail
 from protector_models.data import read_labelled, read_preferences
 from protector_models.errors import ProtectorError
 from protector_models.training import DetectorTrainingArgs, train_detector
-from protector_models.training.detector import Mode
+from protector_models.training.detector import Mode, Precision
 
 _DEFAULTS = DetectorTrainingArgs(output_dir="")
 
@@ -34,6 +34,12 @@ def train_detector_command(
     lora_targets: Annotated[str, typer.Option(help="Comma-separated module names.")] = ",".join(_DEFAULTS.lora_targets),
     ranking_weight: Annotated[float, typer.Option(min=0.0)] = _DEFAULTS.ranking_weight,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9)] = _DEFAULTS.val_fraction,
+    patience: Annotated[
+        int, typer.Option(min=1, help="Epochs without a better validation AUROC before stopping.")
+    ] = _DEFAULTS.patience,
+    precision: Annotated[
+        Precision, typer.Option(help="bfloat16: autocast forward passes (about 2x faster on CPUs with AMX).")
+    ] = _DEFAULTS.precision,
     seed: Annotated[int, typer.Option()] = _DEFAULTS.seed,
     device: Annotated[str, typer.Option()] = _DEFAULTS.device,
 ) -> None:
@@ -54,6 +60,8 @@ def train_detector_command(
             lora_targets=[name.strip() for name in lora_targets.split(",") if name.strip()],
             ranking_weight=ranking_weight,
             val_fraction=val_fraction,
+            patience=patience,
+            precision=precision,
             seed=seed,
             device=device,
         )
@@ -66,6 +74,8 @@ def train_detector_command(
         "examples": len(examples),
         "preference_pairs": len(pairs),
         "seconds": round(time.perf_counter() - started),
+        "best_epoch": outcome.best_epoch,
+        "epoch_aurocs": [None if a is None else round(a, 4) for a in outcome.epoch_aurocs],
         "threshold": round(outcome.threshold, 4),
         "validation": outcome.validation.as_dict(),
     }

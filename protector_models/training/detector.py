@@ -21,12 +21,13 @@ from protector_models.config import ModelSpec
 from protector_models.data import LabelledPair, PreferencePair
 from protector_models.detector import ClassifierDetector
 from protector_models.loading import load_sequence_classifier
-from protector_models.metrics import BinaryMetrics, best_f1_threshold, binary_metrics
+from protector_models.metrics import BinaryMetrics, auroc, best_f1_threshold, binary_metrics
 from protector_models.pairs import Pair
 from protector_models.templates import DetectorTemplate, encode_for_detector, resolve_detector_template
 from protector_models.training.common import seed_everything
 
 Mode = Literal["lora", "head", "full"]
+Precision = Literal["float32", "bfloat16"]
 _HEAD_MODULES = ("classifier", "score", "pooler")
 
 
@@ -50,6 +51,10 @@ class DetectorTrainingArgs:
     val_fraction: float = 0.1
     ranking_weight: float = 1.0
     """Weight of the pairwise ranking term (used when preference pairs are given)."""
+    patience: int = 2
+    """Stop after this many epochs without a better validation AUROC; the best epoch is the one saved."""
+    precision: Precision = "float32"
+    """``bfloat16`` runs forward passes under autocast (about 2x faster on CPUs with AMX); weights stay float32."""
     seed: int = 0
     device: str = "auto"
 
@@ -62,6 +67,10 @@ class TrainingOutcome:
     threshold: float
     validation: BinaryMetrics
     losses: list[float]
+    best_epoch: int
+    """The epoch whose weights were saved (the last one when there is no validation split)."""
+    epoch_aurocs: list[float | None]
+    """Validation AUROC after each epoch that ran."""
 
 
 def ranking_loss(worse_logits: torch.Tensor, better_logits: torch.Tensor) -> torch.Tensor:
@@ -93,17 +102,30 @@ def train_detector(
     total = steps_per_epoch * args.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     generator = random.Random(args.seed)
+    autocast = torch.autocast(loaded.device.type, dtype=torch.bfloat16, enabled=args.precision == "bfloat16")
+    scorer = ClassifierDetector(
+        cast(PreTrainedModel, model),
+        loaded.tokenizer,
+        template=template,
+        max_length=args.max_length,
+        batch_size=args.batch_size * 2,
+    )
+    val_pairs, val_labels = [e.pair for e in validation], [e.harmful for e in validation]
     losses: list[float] = []
-    model.train()
+    epoch_aurocs: list[float | None] = []
+    best_epoch, best_auroc, best_state = args.epochs, -1.0, None
     progress = tqdm(total=total, desc="train-detector", unit="step", disable=None)
-    for _epoch in range(args.epochs):
+    for epoch in range(1, args.epochs + 1):
+        model.train()
         for batch_indices in shuffled_length_batches(lengths, args.batch_size, generator):
             batch = pad_features(features, batch_indices, pad_token_id=loaded.tokenizer.pad_token_id)
-            logits = model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0]
+            with autocast:
+                logits = model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0].float()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
             if ranked is not None and args.ranking_weight > 0:
                 pair_batch = next(ranked)  # the worse answers first, then the better ones
-                pair_logits = model(**{k: v.to(loaded.device) for k, v in pair_batch.items()}).logits[:, 0]
+                with autocast:
+                    pair_logits = model(**{k: v.to(loaded.device) for k, v in pair_batch.items()}).logits[:, 0].float()
                 worse, better = pair_logits.chunk(2)
                 loss = loss + args.ranking_weight * ranking_loss(worse, better)
             loss.backward()
@@ -114,23 +136,33 @@ def train_detector(
             losses.append(loss.item())
             progress.update()
             progress.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if not validation:
+            continue
+        model.eval()
+        epoch_auroc = auroc(val_labels, scorer.score(val_pairs))
+        epoch_aurocs.append(epoch_auroc)
+        progress.write(f"epoch {epoch}: validation AUROC {epoch_auroc}")
+        if epoch_auroc is not None and epoch_auroc > best_auroc:
+            best_epoch, best_auroc, best_state = epoch, epoch_auroc, _trainable_state(model)
+        elif epoch - best_epoch >= args.patience:
+            break
     progress.close()
     model.eval()
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    scorer = ClassifierDetector(
-        cast(PreTrainedModel, model),
-        loaded.tokenizer,
-        template=template,
-        max_length=args.max_length,
-        batch_size=args.batch_size * 2,
-    )
-    val_scores = scorer.score([e.pair for e in validation]) if validation else []
-    val_labels = [e.harmful for e in validation]
+    val_scores = scorer.score(val_pairs) if validation else []
     threshold = best_f1_threshold(val_labels, val_scores) if validation else 0.5
     _save(model, loaded.tokenizer, args, output_dir, template, threshold)
-    return TrainingOutcome(output_dir, threshold, binary_metrics(val_labels, val_scores, threshold), losses)
+    metrics = binary_metrics(val_labels, val_scores, threshold)
+    return TrainingOutcome(output_dir, threshold, metrics, losses, best_epoch, epoch_aurocs)
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the parameters training changes (frozen ones never move, so they need no copy)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def split_validation(
