@@ -122,3 +122,17 @@ def test_bfloat16_autocast_trains(tmp_path: Path):
     assert outcome.validation.auroc is not None
     assert outcome.validation.auroc > 0.8
     assert len(outcome.epoch_aurocs) <= args.epochs
+
+
+def test_training_is_reproducible_for_a_seed(tmp_path: Path):
+    base = save_tiny_classifier(tmp_path / "base")
+
+    def run(name: str, seed: int) -> list[float]:
+        args = DetectorTrainingArgs(
+            output_dir=str(tmp_path / name), base=str(base), mode="lora", epochs=2, batch_size=16, seed=seed
+        )
+        return train_detector(toy_examples(64), args).losses
+
+    first = run("a", seed=0)
+    assert run("b", seed=0) == first
+    assert run("c", seed=1) != first
