@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import torch
+from tqdm.auto import tqdm
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python's and torch's generators (CPU and CUDA)."""
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def training_progress(total: int, desc: str) -> tqdm:
+    """A step progress bar on stderr: live on a terminal; in a log file, one update a minute, so a long run
+    sent to a file (``nohup``, CI) still shows how far it is."""
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, mininterval=0.1 if interactive else 60.0)

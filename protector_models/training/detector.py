@@ -12,7 +12,6 @@ from typing import Any, Literal, cast
 
 import torch
 import yaml
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from protector_models.batching import pad_features, shuffled_length_batches
@@ -24,7 +23,7 @@ from protector_models.loading import load_sequence_classifier
 from protector_models.metrics import BinaryMetrics, auroc, best_f1_threshold, binary_metrics
 from protector_models.pairs import Pair
 from protector_models.templates import DetectorTemplate, encode_for_detector, resolve_detector_template
-from protector_models.training.common import seed_everything
+from protector_models.training.common import seed_everything, training_progress
 
 Mode = Literal["lora", "head", "full"]
 Precision = Literal["float32", "bfloat16"]
@@ -114,7 +113,7 @@ def train_detector(
     losses: list[float] = []
     epoch_aurocs: list[float | None] = []
     best_epoch, best_auroc, best_state = args.epochs, -1.0, None
-    progress = tqdm(total=total, desc="train-detector", unit="step", disable=None)
+    progress = training_progress(total, "train-detector")
     for epoch in range(1, args.epochs + 1):
         model.train()
         for batch_indices in shuffled_length_batches(lengths, args.batch_size, generator):

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import torch
 import yaml
-from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from protector_models.batching import pad_features, shuffled_length_batches
@@ -28,7 +27,7 @@ from protector_models.config import DEFAULT_REFUSAL, ModelSpec
 from protector_models.detox_data import DetoxExample
 from protector_models.loading import load_causal_lm
 from protector_models.templates import detoxify_prompts
-from protector_models.training.common import seed_everything
+from protector_models.training.common import seed_everything, training_progress
 
 DetoxMode = Literal["lora", "full"]
 IGNORE = -100
@@ -148,7 +147,7 @@ def train_detoxifier(examples: Sequence[DetoxExample], args: DetoxifierTrainingA
     losses: list[float] = []
     seen_tokens = 0
     model.train()
-    progress = tqdm(total=total, desc="train-detoxifier", unit="step", disable=None)
+    progress = training_progress(total, "train-detoxifier")
     while len(losses) < total:
         batches = shuffled_length_batches(lengths, args.batch_size, generator)
         for start in range(0, len(batches), args.grad_accum):
