@@ -83,7 +83,7 @@ BUNDLED: dict[str, BundledModel] = {
         weights_file="adapter_model.safetensors",
         sha256="ed9c4569618cd00ec22d8958345303395c84316f48a8b906e99b13c071616a38",
         revision=None,
-        install_hint="reinstall mllm-protector, or retrain it with `python -m protector_models.training`.",
+        install_hint="reinstall mllm-protector, or retrain it with the command in its model card (README.md).",
     ),
 }
 
