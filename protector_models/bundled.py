@@ -81,7 +81,7 @@ BUNDLED: dict[str, BundledModel] = {
         model_id=DEFAULT_DETECTOR_ID,
         locate=_package_dir("minilm-detector"),
         weights_file="adapter_model.safetensors",
-        sha256="ed9c4569618cd00ec22d8958345303395c84316f48a8b906e99b13c071616a38",
+        sha256="f6cf589544e8d3c6c7ec8eb53ae86abbc044d2a1b3add3d90bf88c0935477020",
         revision=None,
         install_hint="reinstall mllm-protector, or retrain it with the command in its model card (README.md).",
     ),

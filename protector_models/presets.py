@@ -8,7 +8,7 @@ from typing import Any
 from protector_models.bundled import DEFAULT_DETECTOR_ID, MINILM_ID
 from protector_models.errors import ConfigError
 
-DEFAULT_THRESHOLD = 0.35
+DEFAULT_THRESHOLD = 0.1618
 """Best F1 on the default detector's validation split (carved from the training data, never from dev)."""
 
 _PAPER_DETECTOR = {"kind": "classifier", "template": "paper", "score_meaning": "safe", "batch_size": 8}
