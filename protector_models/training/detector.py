@@ -102,6 +102,11 @@ def train_detector(
     schedule = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     generator = random.Random(args.seed)
     autocast = torch.autocast(loaded.device.type, dtype=torch.bfloat16, enabled=args.precision == "bfloat16")
+
+    def harm_logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with autocast:
+            return model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0].float()
+
     scorer = ClassifierDetector(
         cast(PreTrainedModel, model),
         loaded.tokenizer,
@@ -112,20 +117,17 @@ def train_detector(
     val_pairs, val_labels = [e.pair for e in validation], [e.harmful for e in validation]
     losses: list[float] = []
     epoch_aurocs: list[float | None] = []
+    val_scores: list[float] = []  # the saved epoch's
     best_epoch, best_auroc, best_state = args.epochs, -1.0, None
     progress = training_progress(total, "train-detector")
     for epoch in range(1, args.epochs + 1):
         model.train()
         for batch_indices in shuffled_length_batches(lengths, args.batch_size, generator):
             batch = pad_features(features, batch_indices, pad_token_id=loaded.tokenizer.pad_token_id)
-            with autocast:
-                logits = model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0].float()
+            logits = harm_logits(batch)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
             if ranked is not None and args.ranking_weight > 0:
-                pair_batch = next(ranked)  # the worse answers first, then the better ones
-                with autocast:
-                    pair_logits = model(**{k: v.to(loaded.device) for k, v in pair_batch.items()}).logits[:, 0].float()
-                worse, better = pair_logits.chunk(2)
+                worse, better = harm_logits(next(ranked)).chunk(2)  # the worse answers first, then the better ones
                 loss = loss + args.ranking_weight * ranking_loss(worse, better)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -138,11 +140,14 @@ def train_detector(
         if not validation:
             continue
         model.eval()
-        epoch_auroc = auroc(val_labels, scorer.score(val_pairs))
+        scores = scorer.score(val_pairs)
+        epoch_auroc = auroc(val_labels, scores)
         epoch_aurocs.append(epoch_auroc)
         progress.write(f"epoch {epoch}: validation AUROC {epoch_auroc}")
-        if epoch_auroc is not None and epoch_auroc > best_auroc:
-            best_epoch, best_auroc, best_state = epoch, epoch_auroc, _trainable_state(model)
+        if epoch_auroc is None:  # one class in validation: nothing to compare, the last epoch is saved
+            val_scores = scores
+        elif epoch_auroc > best_auroc:
+            best_epoch, best_auroc, best_state, val_scores = epoch, epoch_auroc, _trainable_state(model), scores
         elif epoch - best_epoch >= args.patience:
             break
     progress.close()
@@ -152,7 +157,6 @@ def train_detector(
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    val_scores = scorer.score(val_pairs) if validation else []
     threshold = best_f1_threshold(val_labels, val_scores) if validation else 0.5
     _save(model, loaded.tokenizer, args, output_dir, template, threshold)
     metrics = binary_metrics(val_labels, val_scores, threshold)
