@@ -41,13 +41,30 @@ def pad_features(
 
 def shuffled_length_batches(lengths: Sequence[int], batch_size: int, generator: random.Random) -> list[list[int]]:
     """Batches of similar length (little padding) in a random order, re-drawn each epoch."""
-    indices = list(range(len(lengths)))
-    generator.shuffle(indices)
+    order = list(range(len(lengths)))
+    generator.shuffle(order)
+    return packed_batches(order, lengths, [1] * len(lengths), batch_size, generator)
+
+
+def packed_batches(
+    order: Sequence[int], lengths: Sequence[int], sizes: Sequence[int], budget: int, generator: random.Random
+) -> list[list[int]]:
+    """The items of ``order`` (repeats allowed) in batches of similar length whose ``sizes`` add up to at most
+    ``budget`` (an item larger than that goes alone), in a random order. Items are sorted by length within
+    stretches of ``50 * budget`` items of ``order``, so batches stay random across an epoch."""
     batches = []
-    window = batch_size * 50
-    for start in range(0, len(indices), window):
-        chunk = indices[start : start + window]
-        for local in length_sorted_batches([lengths[i] for i in chunk], batch_size):
-            batches.append([chunk[i] for i in local])
+    window = budget * 50
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lengths.__getitem__, reverse=True)
+        batch: list[int] = []
+        used = 0
+        for item in chunk:
+            if batch and used + sizes[item] > budget:
+                batches.append(batch)
+                batch, used = [], 0
+            batch.append(item)
+            used += sizes[item]
+        if batch:
+            batches.append(batch)
     generator.shuffle(batches)
     return batches

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protector_models.errors import ConfigError
 
@@ -41,7 +41,9 @@ class ModelSpec(_Strict):
     adapter_revision: str | None = None
     device: Device = "auto"
     dtype: DType = "auto"
-    max_length: int = Field(512, gt=8, le=131072, description="Longest input in tokens; longer is truncated.")
+    max_length: int = Field(
+        512, gt=8, le=131072, description="Longest input in tokens (a detector reads longer answers in windows)."
+    )
     trust_remote_code: bool = False
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     tokenizer_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -58,7 +60,20 @@ class DetectorConfig(_Strict):
     score_meaning: Literal["harmful", "safe"] = Field(
         "harmful", description="What the checkpoint's output estimates; `safe` is inverted once, at load."
     )
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="Inputs (answer windows) per forward pass.")
+    window_tokens: int = Field(
+        384, ge=8, description="Answer tokens per window: a longer answer is read in overlapping windows."
+    )
+    window_stride: int = Field(256, ge=1, description="Tokens between window starts (at most `window_tokens`).")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> Self:
+        if self.window_stride > self.window_tokens:
+            raise ValueError(
+                f"window_stride ({self.window_stride}) must not exceed window_tokens ({self.window_tokens}), "
+                "or parts of long answers would never be read"
+            )
+        return self
 
 
 class RefusalRewriterConfig(_Strict):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol, Self, runtime_checkable
 
 import torch
@@ -10,9 +11,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from protector_models.batching import length_sorted_batches, pad_features
 from protector_models.config import DetectorConfig
+from protector_models.errors import ModelRuntimeError
 from protector_models.loading import load_sequence_classifier
 from protector_models.pairs import Pair
-from protector_models.templates import encode_for_detector, resolve_detector_template
+from protector_models.templates import resolve_detector_template
+from protector_models.windows import PairEncoder, Window, WindowSpec
 
 
 @runtime_checkable
@@ -27,8 +30,9 @@ class Detector(Protocol):
 class ClassifierDetector:
     """The paper's detector: a transformers backbone with a one-output head, read through a sigmoid.
 
-    Pairs are encoded with the shared templates, sorted by length so each batch pads little, and run under
-    ``torch.inference_mode()``; scores come back in input order.
+    Each pair is encoded with the shared templates; a long answer is read in overlapping windows and scores the
+    highest of its windows (see :mod:`protector_models.windows`). Windows are scored in length-sorted batches
+    under ``torch.inference_mode()``, a bounded number at a time; scores come back in input order.
     """
 
     def __init__(
@@ -38,6 +42,8 @@ class ClassifierDetector:
         *,
         template: str = "auto",
         max_length: int = 512,
+        window_tokens: int = 384,
+        window_stride: int = 256,
         batch_size: int = 32,
         score_meaning: Literal["harmful", "safe"] = "harmful",
     ) -> None:
@@ -48,6 +54,7 @@ class ClassifierDetector:
         self.tokenizer = tokenizer
         self.template = resolve_detector_template(template, tokenizer)
         self.max_length = min(max_length, _model_limit(model) or max_length)
+        self.encoder = PairEncoder(tokenizer, self.template, WindowSpec(self.max_length, window_tokens, window_stride))
         self.batch_size = batch_size
         self.invert = score_meaning == "safe"  # decided once: every score below means P(harmful)
 
@@ -60,6 +67,8 @@ class ClassifierDetector:
             loaded.tokenizer,
             template=config.template,
             max_length=config.model.max_length,
+            window_tokens=config.window_tokens,
+            window_stride=config.window_stride,
             batch_size=config.batch_size,
             score_meaning=config.score_meaning,
         )
@@ -70,29 +79,53 @@ class ClassifierDetector:
         return next(self.model.parameters()).device
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        """P(harmful) per pair, batched by length, in input order."""
-        if not pairs:
-            return []
-        features = encode_for_detector(self.tokenizer, pairs, self.template, self.max_length)
-        lengths = [len(ids) for ids in features["input_ids"]]
-        scores = [0.0] * len(pairs)
+        """P(harmful) per pair (the highest over its windows), in input order."""
+        scores = [-math.inf] * len(pairs)
         with torch.inference_mode():
-            for chunk in length_sorted_batches(lengths, self.batch_size):
-                batch = pad_features(
-                    features,
-                    chunk,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    padding_side=self.tokenizer.padding_side,
-                )
-                probabilities = self._probabilities({k: v.to(self.device) for k, v in batch.items()})
-                for index, value in zip(chunk, probabilities.tolist(), strict=True):
-                    scores[index] = value
+            for windows in _bounded(self.encoder.windows(pairs), self.batch_size * _BATCHES_IN_FLIGHT):
+                for probability, owner in self.score_windows(windows):
+                    scores[owner] = max(scores[owner], probability)
         return scores
 
-    def _probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def score_windows(self, windows: Sequence[Window]) -> Iterator[tuple[float, int]]:
+        """(P(harmful), owner) for each window, batched by length."""
+        features = {
+            "input_ids": [w.input_ids for w in windows],
+            "attention_mask": [[1] * len(w.input_ids) for w in windows],
+        }
+        if self.encoder.uses_token_types:
+            features["token_type_ids"] = [w.token_type_ids for w in windows]
+        lengths = [len(ids) for ids in features["input_ids"]]
+        for chunk in length_sorted_batches(lengths, self.batch_size):
+            batch = pad_features(
+                features, chunk, pad_token_id=self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side
+            )
+            probabilities = self.probabilities({k: v.to(self.device) for k, v in batch.items()})
+            for index, value in zip(chunk, probabilities.tolist(), strict=True):
+                yield value, windows[index].owner
+
+    def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """P(harmful) for a padded batch; a non-finite logit is a model fault, never a score."""
         logits = self.model(**batch).logits.float()
+        if not torch.isfinite(logits).all():
+            raise ModelRuntimeError("the detector produced non-finite logits (NaN or infinity); the model is broken")
         harmful = torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, -1)[:, 1]
         return 1.0 - harmful if self.invert else harmful
+
+
+_BATCHES_IN_FLIGHT = 16
+"""Windows are encoded and length-sorted this many batches at a time: memory stays bounded on any input."""
+
+
+def _bounded(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:
+    buffer: list[Window] = []
+    for window in windows:
+        buffer.append(window)
+        if len(buffer) >= size:
+            yield buffer
+            buffer = []
+    if buffer:
+        yield buffer
 
 
 def _model_limit(model: PreTrainedModel) -> int | None:

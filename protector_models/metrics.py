@@ -105,3 +105,35 @@ def best_f1_threshold(labels: Sequence[bool], scores: Sequence[float]) -> float:
             lower = ranked[index + 1][0] if index + 1 < len(ranked) else score
             best_f1, best_threshold = f1, (score + lower) / 2  # midway: robust to float noise at either score
     return best_threshold
+
+
+def source_balanced_threshold(labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str]) -> float:
+    """The threshold that maximises the mean over sources of F1 (sources with harmful rows) or 1 - false-alarm
+    rate (sources without), so no single source decides it; with one source it is the best-F1 threshold.
+
+    One sweep over the scores from high to low, as :func:`best_f1_threshold`, midway between neighbours.
+    """
+    if not len(labels) == len(scores) == len(sources):
+        raise ValueError(f"{len(labels)} labels, {len(scores)} scores and {len(sources)} sources")
+    names = sorted(set(sources))
+    column = {name: i for i, name in enumerate(names)}
+    positives = [0] * len(names)
+    negatives = [0] * len(names)
+    for label, source in zip(labels, sources, strict=True):
+        (positives if label else negatives)[column[source]] += 1
+    tp, fp = [0] * len(names), [0] * len(names)
+    ranked = sorted(zip(scores, labels, sources, strict=True), key=lambda item: -item[0])
+    best_value, best_threshold = -1.0, 0.5
+    for index, (score, label, source) in enumerate(ranked):
+        counts = tp if label else fp
+        counts[column[source]] += 1
+        if index + 1 < len(ranked) and ranked[index + 1][0] == score:
+            continue  # a threshold cannot split tied scores
+        value = sum(
+            2 * tp[i] / (tp[i] + fp[i] + positives[i]) if positives[i] else 1.0 - fp[i] / negatives[i]
+            for i in range(len(names))
+        ) / len(names)
+        if value > best_value:
+            lower = ranked[index + 1][0] if index + 1 < len(ranked) else score
+            best_value, best_threshold = value, (score + lower) / 2
+    return best_threshold

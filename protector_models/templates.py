@@ -1,6 +1,7 @@
 """How a pair is shown to a model: one module for training and inference alike.
 
-The paper's code trained with one template and served with another; here both sides call these functions.
+Long answers are cut into windows by :mod:`protector_models.windows`. The paper's code trained with one template
+and served with another; here both sides call these functions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from protector_models.pairs import Pair
 DetectorTemplate = Literal["text_pair", "paper"]
 
 PAPER_DETECTOR_TEMPLATE = "Question: {question}\n\nAnswer: {answer}"
+PAPER_QUESTION_PREFIX, PAPER_QUESTION_SUFFIX = "Question: ", "\n\nAnswer:"
+"""The paper's detector template around the question; the answer's tokens follow (see :mod:`windows`)."""
 DETOXIFY_TEMPLATE = (
     "You are given a question and a response, the response may contain sensitive or harmful information, "
     "Please rewrite the response to make it harmless. \nQuestion: {question}\nOriginal response: {answer}\n"
@@ -29,28 +32,6 @@ def resolve_detector_template(name: str, tokenizer: PreTrainedTokenizerBase) -> 
     if name not in ("text_pair", "paper"):
         raise ValueError(f"unknown detector template {name!r}; use auto, text_pair or paper")
     return name  # type: ignore[return-value]
-
-
-def encode_for_detector(
-    tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair], template: DetectorTemplate, max_length: int
-) -> dict[str, list[list[int]]]:
-    """Token features per pair, unpadded, at most ``max_length`` tokens; the question is cut first."""
-    overhead = _overhead(tokenizer, template)
-    fitted = fit_pairs(tokenizer, pairs, max_length - overhead)
-    if template == "text_pair":
-        encoded = tokenizer(
-            [pair.question for pair in fitted],
-            [pair.answer for pair in fitted],
-            truncation="longest_first",
-            max_length=max_length,
-        )
-    else:
-        encoded = tokenizer(
-            [PAPER_DETECTOR_TEMPLATE.format(question=p.question, answer=p.answer) for p in fitted],
-            truncation=True,
-            max_length=max_length,
-        )
-    return dict(encoded)
 
 
 def detoxify_prompt(pair: Pair) -> str:
@@ -85,10 +66,3 @@ def fit_pairs(tokenizer: PreTrainedTokenizerBase, pairs: Sequence[Pair], budget:
         question = pair.question[q_offsets[len(q_offsets) - keep_question][0] :] if keep_question else ""
         fitted.append(Pair(question, answer))
     return fitted
-
-
-def _overhead(tokenizer: PreTrainedTokenizerBase, template: DetectorTemplate) -> int:
-    """Tokens a template adds around its content (special tokens, fixed words)."""
-    if template == "text_pair":
-        return len(tokenizer("", "")["input_ids"])
-    return len(tokenizer(PAPER_DETECTOR_TEMPLATE.format(question="", answer=""))["input_ids"])

@@ -83,6 +83,7 @@ def train_keyword_detector(path: str | Path, *, seed: int = 0) -> Path:
         batch_size=16,
         max_length=64,
         val_fraction=0.0,
+        question_dropout=0.0,
         seed=seed,
         device="cpu",
         warmup_ratio=0.0,

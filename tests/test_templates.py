@@ -7,7 +7,6 @@ from protector_models.templates import (
     DETOXIFY_TEMPLATE,
     PAPER_DETECTOR_TEMPLATE,
     detoxify_prompt,
-    encode_for_detector,
     fit_pairs,
     resolve_detector_template,
 )
@@ -39,17 +38,3 @@ def test_short_pairs_are_not_touched():
     tokenizer = tiny_bert_tokenizer()
     pair = Pair("what should i do", "use a garden")
     assert fit_pairs(tokenizer, [pair], budget=100) == [pair]
-
-
-def test_encoded_pairs_respect_max_length_and_keep_the_answer():
-    tokenizer = tiny_bert_tokenizer()
-    pairs = [Pair("can you help me " * 50, "first mix the poison"), Pair("", "cake " * 400)]
-    features = encode_for_detector(tokenizer, pairs, "text_pair", max_length=16)
-    assert [len(ids) for ids in features["input_ids"]] == [16, 16]
-    assert tokenizer.decode(features["input_ids"][0]).endswith("[SEP] first mix the poison [SEP]")
-
-
-def test_paper_template_encoding_for_decoders():
-    tokenizer = byte_tokenizer()
-    features = encode_for_detector(tokenizer, [Pair("q", "a")], "paper", max_length=64)
-    assert tokenizer.decode(features["input_ids"][0]) == "Question: q\n\nAnswer: a"

@@ -33,7 +33,7 @@ def test_lora_training_lowers_loss_and_saves_a_loadable_adapter(tmp_path: Path):
         base=str(base),
         mode="lora",
         epochs=20,
-        learning_rate=5e-2,
+        learning_rate=1e-2,
         batch_size=16,
         max_length=32,
         lora_targets=["query", "value"],

@@ -29,7 +29,11 @@ def train_detector_command(
     epochs: Annotated[int, typer.Option(min=1)] = _DEFAULTS.epochs,
     learning_rate: Annotated[float, typer.Option("--lr")] = _DEFAULTS.learning_rate,
     batch_size: Annotated[int, typer.Option(min=1)] = _DEFAULTS.batch_size,
-    max_length: Annotated[int, typer.Option(min=16)] = _DEFAULTS.max_length,
+    max_length: Annotated[int, typer.Option(min=16, help="Tokens per model input.")] = _DEFAULTS.max_length,
+    window_tokens: Annotated[
+        int, typer.Option(min=8, help="Answer tokens per window; longer answers are read in windows.")
+    ] = _DEFAULTS.window_tokens,
+    window_stride: Annotated[int, typer.Option(min=1, help="Tokens between window starts.")] = _DEFAULTS.window_stride,
     lora_rank: Annotated[int, typer.Option(min=1)] = _DEFAULTS.lora_rank,
     lora_targets: Annotated[str, typer.Option(help="Comma-separated module names.")] = ",".join(_DEFAULTS.lora_targets),
     ranking_weight: Annotated[float, typer.Option(min=0.0)] = _DEFAULTS.ranking_weight,
@@ -40,6 +44,13 @@ def train_detector_command(
     precision: Annotated[
         Precision, typer.Option(help="bfloat16: autocast forward passes (about 2x faster on CPUs with AMX).")
     ] = _DEFAULTS.precision,
+    source_balance: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="0: sample sources in proportion to size; 1: every source equally."),
+    ] = _DEFAULTS.source_balance,
+    question_dropout: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of rows trained without their question.")
+    ] = _DEFAULTS.question_dropout,
     seed: Annotated[int, typer.Option()] = _DEFAULTS.seed,
     device: Annotated[str, typer.Option()] = _DEFAULTS.device,
 ) -> None:
@@ -55,6 +66,8 @@ def train_detector_command(
             learning_rate=learning_rate,
             batch_size=batch_size,
             max_length=max_length,
+            window_tokens=window_tokens,
+            window_stride=window_stride,
             lora_rank=lora_rank,
             lora_alpha=2 * lora_rank,
             lora_targets=[name.strip() for name in lora_targets.split(",") if name.strip()],
@@ -62,6 +75,8 @@ def train_detector_command(
             val_fraction=val_fraction,
             patience=patience,
             precision=precision,
+            source_balance=source_balance,
+            question_dropout=question_dropout,
             seed=seed,
             device=device,
         )

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import json
-import math
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import torch
 import yaml
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from protector_models.batching import pad_features, shuffled_length_batches
+from protector_models.batching import packed_batches, pad_features
 from protector_models.bundled import MINILM_ID
 from protector_models.config import ModelSpec
 from protector_models.data import LabelledPair, PreferencePair
 from protector_models.detector import ClassifierDetector
 from protector_models.loading import load_sequence_classifier
-from protector_models.metrics import BinaryMetrics, auroc, best_f1_threshold, binary_metrics
+from protector_models.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
 from protector_models.pairs import Pair
-from protector_models.templates import DetectorTemplate, encode_for_detector, resolve_detector_template
 from protector_models.training.common import seed_everything, training_progress
+from protector_models.windows import PairEncoder
 
 Mode = Literal["lora", "head", "full"]
 Precision = Literal["float32", "bfloat16"]
@@ -37,14 +37,19 @@ class DetectorTrainingArgs:
     output_dir: str
     base: str = MINILM_ID
     mode: Mode = "lora"
-    epochs: int = 1
+    epochs: int = 2
     learning_rate: float = 5e-4
     batch_size: int = 32
-    max_length: int = 256
+    """Inputs per step: a long answer's windows count one each."""
+    max_length: int = 512
+    window_tokens: int = 384
+    window_stride: int = 256
     template: str = "auto"
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_targets: list[str] = field(default_factory=lambda: ["query", "value"])
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["query", "key", "value", "output.dense", "intermediate.dense"]
+    )
     warmup_ratio: float = 0.06
     weight_decay: float = 0.01
     val_fraction: float = 0.1
@@ -54,6 +59,11 @@ class DetectorTrainingArgs:
     """Stop after this many epochs without a better validation AUROC; the best epoch is the one saved."""
     precision: Precision = "float32"
     """``bfloat16`` runs forward passes under autocast (about 2x faster on CPUs with AMX); weights stay float32."""
+    source_balance: float = 0.5
+    """How evenly sources are sampled: 0 keeps their sizes' proportions, 1 samples every source equally often;
+    in between, a source of n rows is drawn in proportion to n ** (1 - source_balance)."""
+    question_dropout: float = 0.2
+    """Share of training rows shown without their question, so answer-only use (``model | guard``) is learnt."""
     seed: int = 0
     device: str = "auto"
 
@@ -81,40 +91,49 @@ def train_detector(
     examples: Sequence[LabelledPair], args: DetectorTrainingArgs, preferences: Sequence[PreferencePair] = ()
 ) -> TrainingOutcome:
     """Train with BCE on ``examples`` (a validation split is carved from them), plus the ranking term on
-    ``preferences`` when given; save in the loader's format, and report validation metrics."""
+    ``preferences`` when given; save in the loader's format, and report validation metrics.
+
+    A long answer is read in windows, as at inference, and its logit is the highest of its windows' logits.
+    """
     if not examples:
         raise ValueError("no training examples")
+    _check_shares(args)
     seed_everything(args.seed)
     train, validation = split_validation(examples, args.val_fraction, args.seed)
     spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)
     loaded = load_sequence_classifier(spec, allow_untrained_head=True)
     model = _prepare(loaded.model, args)
-    template = resolve_detector_template(args.template, loaded.tokenizer)
-    features = encode_for_detector(loaded.tokenizer, [e.pair for e in train], template, args.max_length)
+    scorer = ClassifierDetector(
+        cast(PreTrainedModel, model),
+        loaded.tokenizer,
+        template=args.template,
+        max_length=args.max_length,
+        window_tokens=args.window_tokens,
+        window_stride=args.window_stride,
+        batch_size=args.batch_size * 2,
+    )
+    inputs = _Encoded.of(scorer.encoder, drop_questions(train, args.question_dropout, args.seed))
     labels = torch.tensor([float(e.harmful) for e in train])
-    lengths = [len(ids) for ids in features["input_ids"]]
-    ranked = _preference_batches(preferences, loaded.tokenizer, template, args) if preferences else None
+    ranked = _preference_batches(preferences, scorer.encoder, args) if preferences else None
 
-    steps_per_epoch = math.ceil(len(train) / args.batch_size)
+    generator = random.Random(args.seed)
+    weights = source_weights([e.source for e in train], args.source_balance)
+    steps_per_epoch = len(_epoch_batches(inputs, weights, args.batch_size, random.Random(args.seed)))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
     total = steps_per_epoch * args.epochs
     schedule = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
-    generator = random.Random(args.seed)
     autocast = torch.autocast(loaded.device.type, dtype=torch.bfloat16, enabled=args.precision == "bfloat16")
 
-    def harm_logits(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def harm_logits(encoded: _Encoded, indices: Sequence[int]) -> torch.Tensor:
+        """One logit per example: the highest of its windows'."""
+        batch = pad_features(encoded.features, encoded.rows(indices), pad_token_id=loaded.tokenizer.pad_token_id)
         with autocast:
-            return model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0].float()
+            logits = model(**{k: v.to(loaded.device) for k, v in batch.items()}).logits[:, 0].float()
+        return torch.stack([part.max() for part in logits.split(encoded.counts(indices))])
 
-    scorer = ClassifierDetector(
-        cast(PreTrainedModel, model),
-        loaded.tokenizer,
-        template=template,
-        max_length=args.max_length,
-        batch_size=args.batch_size * 2,
-    )
     val_pairs, val_labels = [e.pair for e in validation], [e.harmful for e in validation]
+    val_sources = [e.source for e in validation]
     losses: list[float] = []
     epoch_aurocs: list[float | None] = []
     val_scores: list[float] = []  # the saved epoch's
@@ -122,12 +141,12 @@ def train_detector(
     progress = training_progress(total, "train-detector")
     for epoch in range(1, args.epochs + 1):
         model.train()
-        for batch_indices in shuffled_length_batches(lengths, args.batch_size, generator):
-            batch = pad_features(features, batch_indices, pad_token_id=loaded.tokenizer.pad_token_id)
-            logits = harm_logits(batch)
+        for batch_indices in _epoch_batches(inputs, weights, args.batch_size, generator):
+            logits = harm_logits(inputs, batch_indices)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
             if ranked is not None and args.ranking_weight > 0:
-                worse, better = harm_logits(next(ranked)).chunk(2)  # the worse answers first, then the better ones
+                encoded, indices = next(ranked)
+                worse, better = harm_logits(encoded, indices).chunk(2)  # the worse answers first, then the better
                 loss = loss + args.ranking_weight * ranking_loss(worse, better)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -157,10 +176,76 @@ def train_detector(
 
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    threshold = best_f1_threshold(val_labels, val_scores) if validation else 0.5
-    _save(model, loaded.tokenizer, args, output_dir, template, threshold)
+    threshold = source_balanced_threshold(val_labels, val_scores, val_sources) if validation else 0.5
+    _save(model, loaded.tokenizer, args, output_dir, scorer.template, threshold)
     metrics = binary_metrics(val_labels, val_scores, threshold)
     return TrainingOutcome(output_dir, threshold, metrics, losses, best_epoch, epoch_aurocs)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """Windows of a set of pairs: features (one row per window) and, per pair, its rows."""
+
+    features: dict[str, list[list[int]]]
+    starts: list[int]
+    """Pair i owns rows ``starts[i]:starts[i + 1]``."""
+    lengths: list[int]
+    """Per pair, its windows' total tokens (a sort key for batching)."""
+
+    @classmethod
+    def of(cls, encoder: PairEncoder, pairs: Sequence[Pair]) -> _Encoded:
+        features, owners = encoder.encode(pairs)
+        starts = [0] * (len(pairs) + 1)
+        lengths = [0] * len(pairs)
+        for owner, ids in zip(owners, features["input_ids"], strict=True):
+            starts[owner + 1] += 1
+            lengths[owner] += len(ids)
+        for index in range(len(pairs)):
+            starts[index + 1] += starts[index]
+        return cls(features, starts, lengths)
+
+    def counts(self, indices: Sequence[int]) -> list[int]:
+        return [self.starts[i + 1] - self.starts[i] for i in indices]
+
+    def rows(self, indices: Sequence[int]) -> list[int]:
+        return [row for i in indices for row in range(self.starts[i], self.starts[i + 1])]
+
+
+def _epoch_batches(
+    inputs: _Encoded, weights: Sequence[float] | None, batch_size: int, generator: random.Random
+) -> list[list[int]]:
+    """One epoch: every example once in a random order, or as many draws weighted by source; packed so a batch
+    holds at most ``batch_size`` windows."""
+    count = len(inputs.lengths)
+    if weights is None:
+        order = list(range(count))
+        generator.shuffle(order)
+    else:
+        order = generator.choices(range(count), weights=weights, k=count)
+    return packed_batches(order, inputs.lengths, inputs.counts(range(count)), batch_size, generator)
+
+
+def source_weights(sources: Sequence[str], balance: float) -> list[float] | None:
+    """Per-example sampling weights giving a source of n rows a share proportional to n ** (1 - balance);
+    None when ``balance`` is 0 or there is one source (plain shuffling)."""
+    sizes = Counter(sources)
+    if balance == 0 or len(sizes) < 2:
+        return None
+    return [sizes[source] ** (1.0 - balance) / sizes[source] for source in sources]
+
+
+def drop_questions(examples: Sequence[LabelledPair], share: float, seed: int) -> list[Pair]:
+    """The examples' pairs, a seeded ``share`` of them with the question left out."""
+    generator = random.Random(seed + 2)
+    dropped = set(generator.sample(range(len(examples)), round(share * len(examples))))
+    return [Pair("", e.answer) if i in dropped else e.pair for i, e in enumerate(examples)]
+
+
+def _check_shares(args: DetectorTrainingArgs) -> None:
+    for name in ("source_balance", "question_dropout"):
+        value = getattr(args, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], got {value}")
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -228,19 +313,26 @@ def _save(
         tokenizer.save_pretrained(output_dir)  # type: ignore[attr-defined]
         spec = {"source": str(output_dir), "max_length": args.max_length}
     (output_dir / "training_args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
+    detector = {
+        "kind": "classifier",
+        "model": spec,
+        "template": template,
+        "window_tokens": args.window_tokens,
+        "window_stride": args.window_stride,
+    }
     config = {
-        "detector": {"kind": "classifier", "model": spec, "template": template},
+        "detector": detector,
         "threshold": round(threshold, 4),
     }
     (output_dir / "protector.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def _preference_batches(
-    preferences: Sequence[PreferencePair], tokenizer: Any, template: DetectorTemplate, args: DetectorTrainingArgs
-) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless shuffled batches of preference pairs: rows [0, k) are the worse answers, [k, 2k) the better."""
+    preferences: Sequence[PreferencePair], encoder: PairEncoder, args: DetectorTrainingArgs
+) -> Iterator[tuple[_Encoded, list[int]]]:
+    """Endless shuffled batches of preference pairs: the worse answers first, then the better ones."""
     pairs = [Pair(p.question, p.worse) for p in preferences] + [Pair(p.question, p.better) for p in preferences]
-    features = encode_for_detector(tokenizer, pairs, template, args.max_length)
+    encoded = _Encoded.of(encoder, pairs)
     count, size = len(preferences), max(1, args.batch_size // 2)
     generator = random.Random(args.seed + 1)
     while True:
@@ -248,7 +340,7 @@ def _preference_batches(
         generator.shuffle(order)
         for start in range(0, count, size):
             chunk = order[start : start + size]
-            yield pad_features(features, chunk + [i + count for i in chunk], pad_token_id=tokenizer.pad_token_id)
+            yield encoded, chunk + [i + count for i in chunk]
 
 
 def _has_module(model: torch.nn.Module, name: str) -> bool:
