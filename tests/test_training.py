@@ -139,3 +139,11 @@ def test_training_is_reproducible_for_a_seed(tmp_path: Path):
     first = run("a", seed=0)
     assert run("b", seed=0) == first
     assert run("c", seed=1) != first
+
+
+def test_a_sources_validation_rows_do_not_depend_on_the_other_files():
+    alone = toy_examples(60, seed=5)
+    other = [replace(e, source="other") for e in toy_examples(40, seed=6)]
+    _, validation = split_validation(alone, 0.2, seed=0)
+    _, mixed = split_validation(other + alone, 0.2, seed=0)
+    assert [e for e in mixed if e.source == "toy"] == validation

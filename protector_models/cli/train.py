@@ -51,12 +51,17 @@ def train_detector_command(
     question_dropout: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of rows trained without their question.")
     ] = _DEFAULTS.question_dropout,
+    drop_category: Annotated[
+        list[str] | None,
+        typer.Option("--drop-category", help="Leave out rows of this `category` (repeatable)."),
+    ] = None,
     seed: Annotated[int, typer.Option()] = _DEFAULTS.seed,
     device: Annotated[str, typer.Option()] = _DEFAULTS.device,
 ) -> None:
     """Train a detector; the threshold is picked on a validation split carved from DATA (never from dev)."""
     try:
-        examples = [pair for path in data for pair in read_labelled(path)]
+        dropped = set(drop_category or [])
+        examples = [pair for path in data for pair in read_labelled(path) if pair.category not in dropped]
         pairs = [pair for path in preferences or [] for pair in read_preferences(path)]
         args = DetectorTrainingArgs(
             output_dir=str(out),

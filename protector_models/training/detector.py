@@ -256,17 +256,17 @@ def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def split_validation(
     examples: Sequence[LabelledPair], fraction: float, seed: int
 ) -> tuple[list[LabelledPair], list[LabelledPair]]:
-    """A seeded split, stratified by (source, label) so every source is seen in validation."""
+    """A seeded split, stratified by (source, label) so every source is seen in validation. Each group is
+    shuffled by its own seeded generator, so a source's validation rows do not depend on the other files."""
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
     groups: dict[tuple[str, bool], list[LabelledPair]] = {}
     for example in examples:
         groups.setdefault((example.source, example.harmful), []).append(example)
-    generator = random.Random(seed)
     train, validation = [], []
-    for key in sorted(groups):
-        members = groups[key][:]
-        generator.shuffle(members)
+    for (source, harmful), members in sorted(groups.items()):
+        members = members[:]
+        random.Random(f"{seed}:{source}:{harmful}").shuffle(members)
         cut = round(len(members) * fraction)
         validation.extend(members[:cut])
         train.extend(members[cut:])
