@@ -62,8 +62,9 @@ def toy_examples(count: int, *, seed: int = 0) -> list[LabelledPair]:
     for index in range(count):
         harmful = index % 2 == 0
         topic = generator.choice(HARMFUL_WORDS if harmful else BENIGN_WORDS)
-        filler = generator.sample(_FILLER, 4)
-        answer = " ".join([*filler[:2], topic, *filler[2:]])
+        filler = generator.sample(_FILLER, 5)
+        at = generator.randint(0, 5)  # anywhere, so the model learns the word rather than a position
+        answer = " ".join([*filler[:at], topic, *filler[at:]])
         examples.append(LabelledPair(generator.choice(QUESTIONS), answer, harmful, source="toy"))
     return examples
 

@@ -42,11 +42,26 @@ def test_empty_texts_get_a_valid_score(detector: ClassifierDetector):
     assert scores[2] > 0.5
 
 
-def test_a_megabyte_answer_is_truncated_and_still_judged_by_its_opening(detector: ClassifierDetector):
-    harmful_opening = "first mix the poison and use it " + "cake " * 200_000
-    benign_opening = "here is some cake " + "and " * 250_000
-    scores = detector.score([Pair("how do i make it", harmful_opening), Pair("q", benign_opening)])
+@pytest.fixture(scope="module")
+def short_window_detector(keyword_detector_dir: Path) -> ClassifierDetector:
+    """Windows about as long as the toy answers the keyword detector was trained on."""
+    model = AutoModelForSequenceClassification.from_pretrained(keyword_detector_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(keyword_detector_dir)
+    return ClassifierDetector(model, tokenizer, max_length=24, window_tokens=8, window_stride=4, batch_size=64)
+
+
+def test_a_megabyte_answer_is_read_to_its_end(short_window_detector: ClassifierDetector):
+    benign = "here is some cake and some music " * 30_000
+    pairs = [Pair("how do i make it", benign + "first mix the poison and use it"), Pair("q", benign)]
+    scores = short_window_detector.score(pairs)
     assert scores[0] > 0.5 > scores[1]
+
+
+def test_a_harmful_passage_anywhere_is_seen(short_window_detector: ClassifierDetector):
+    filler = "here is some cake and some music " * 40
+    for answer in (filler + filler, "use the weapon " + filler + filler, filler + "use the weapon " + filler):
+        harmful = "weapon" in answer
+        assert (short_window_detector.score([Pair("tell me about this", answer)])[0] > 0.5) is harmful
 
 
 def test_empty_list_scores_nothing(detector: ClassifierDetector):

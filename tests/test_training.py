@@ -110,12 +110,12 @@ def test_bfloat16_autocast_trains(tmp_path: Path):
         output_dir=str(tmp_path / "out"),
         base=str(save_tiny_classifier(tmp_path / "base")),
         mode="full",
-        epochs=6,
+        epochs=10,
         learning_rate=3e-3,
         batch_size=16,
         max_length=32,
         precision="bfloat16",
-        patience=6,
+        patience=10,
         device="cpu",
     )
     outcome = train_detector(toy_examples(160), args)
