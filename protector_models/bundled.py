@@ -81,7 +81,7 @@ BUNDLED: dict[str, BundledModel] = {
         model_id=DEFAULT_DETECTOR_ID,
         locate=_package_dir("minilm-detector"),
         weights_file="adapter_model.safetensors",
-        sha256="f6cf589544e8d3c6c7ec8eb53ae86abbc044d2a1b3add3d90bf88c0935477020",
+        sha256="b66c011c41eb71b78c231da19cce00e61b8db32c58cbb34bcebc04266c3b134f",
         revision=None,
         install_hint="reinstall mllm-protector, or retrain it with the command in its model card (README.md).",
     ),

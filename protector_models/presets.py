@@ -8,8 +8,9 @@ from typing import Any
 from protector_models.bundled import DEFAULT_DETECTOR_ID, MINILM_ID
 from protector_models.errors import ConfigError
 
-DEFAULT_THRESHOLD = 0.1618
-"""Best F1 on the default detector's validation split (carved from the training data, never from dev)."""
+DEFAULT_THRESHOLD = 0.6289
+"""The default detector's threshold: the best mean over sources of F1 (or 1 - false-alarm rate for benign-only
+sources) on its validation split, carved from the training data (never from dev); see docs/how-it-decides.md."""
 
 _PAPER_DETECTOR = {"kind": "classifier", "template": "paper", "score_meaning": "safe", "batch_size": 8}
 
@@ -18,7 +19,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {
         "detector": {
             "kind": "classifier",
-            "model": {"source": MINILM_ID, "adapter": DEFAULT_DETECTOR_ID, "max_length": 256},
+            "model": {"source": MINILM_ID, "adapter": DEFAULT_DETECTOR_ID, "max_length": 512},
             "template": "text_pair",
             "score_meaning": "harmful",
             "batch_size": 32,
