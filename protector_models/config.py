@@ -36,14 +36,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
+def _relative_file(name: str) -> str:
+    parts = name.split("/")
+    if "\\" in name or any(part == "" or part.startswith(".") for part in parts) or name.endswith((".yaml", ".yml")):
+        raise ValueError("must be a relative path of a file to pin, like 'config.json' or '1_Pooling/config.json'")
+    return name
+
+
 def _one_line(text: str) -> str:
     if re.search(r"[\x00-\x1f\x7f]", text):
         raise ValueError("must be one line of printable text (it holds a control character such as NUL or newline)")
     return text
 
 
+def _sha256(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError("must be a SHA-256 digest: 64 hex digits, as `mllm-protector hash DIR` prints")
+    return text.lower()
+
+
 # Paths and ids: one line of printable text (a NUL byte or a newline in a path is never intended).
 _Name = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_one_line)]
+_PinnedFile = Annotated[_Name, AfterValidator(_relative_file)]
+_Sha256 = Annotated[str, AfterValidator(_sha256)]
+_Pins = Annotated[dict[_PinnedFile, _Sha256], Field(min_length=1)]
 
 
 _LOADER_OPTIONS = {
@@ -65,6 +81,10 @@ class ModelSpec(_Strict):
     revision: _Name | None = Field(None, description="Hub revision (branch, tag or commit) of `source`.")
     adapter: _Name | None = Field(None, description="PEFT (LoRA) adapter: local directory or hub id.")
     adapter_revision: _Name | None = None
+    sha256: _Pins | None = Field(
+        None, description="SHA-256 of every file of `source` (relative path -> hex), as `mllm-protector hash` prints."
+    )
+    adapter_sha256: _Pins | None = Field(None, description="SHA-256 of every file of `adapter`, likewise.")
     device: Device = "auto"
     dtype: DType = "auto"
     max_length: int = Field(512, gt=8, le=131072, description="Longest input in tokens; longer is truncated.")
@@ -79,6 +99,12 @@ class ModelSpec(_Strict):
             if key in _LOADER_OPTIONS:
                 raise ValueError(f"{shown(key)} is not allowed here: {_LOADER_OPTIONS[key]}")
         return value
+
+    @model_validator(mode="after")
+    def _adapter_pins_need_an_adapter(self) -> Self:
+        if self.adapter_sha256 is not None and self.adapter is None:
+            raise ValueError("`adapter_sha256` pins the files of `adapter`, but no `adapter` is set")
+        return self
 
 
 class DetectorConfig(_Strict):
