@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -242,16 +243,34 @@ def _first_line(error: Exception) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
+_quiet_lock = threading.Lock()
+_quiet_loads: list[bool] = []  # one entry per load inside _quiet_transformers: whether it expects a missing head
+_saved_settings: tuple[int, bool] = (0, False)
+
+
 @contextmanager
 def _quiet_transformers(*, missing_head_expected: bool) -> Iterator[None]:
-    """No per-file progress bars; no warning about a missing head that an adapter or training will supply."""
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    if missing_head_expected:
-        hf_logging.set_verbosity_error()
+    """No per-file progress bars; no warning about a missing head that an adapter or training will supply.
+
+    transformers' verbosity and progress bars are process-wide: concurrent loads share them, so the first load in
+    saves them, each load that expects a missing head keeps warnings off until it is done, and the last one out
+    restores them.
+    """
+    global _saved_settings
+    with _quiet_lock:
+        if not _quiet_loads:
+            _saved_settings = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
+            hf_logging.disable_progress_bar()
+        _quiet_loads.append(missing_head_expected)
+        if missing_head_expected:
+            hf_logging.set_verbosity_error()
     try:
         yield
     finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
+        with _quiet_lock:
+            _quiet_loads.remove(missing_head_expected)
+            verbosity, bars = _saved_settings
+            if not any(_quiet_loads):
+                hf_logging.set_verbosity(verbosity)
+            if not _quiet_loads and bars:
+                hf_logging.enable_progress_bar()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import torch
 from huggingface_hub import constants as hf_constants
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers.utils import logging as hf_logging
 
 from protector_models import (
     ClassifierDetector,
@@ -23,7 +26,7 @@ from protector_models import (
     ProtectorConfig,
 )
 from protector_models.bundled import MINILM_ID, BundledModel, bundled_model
-from protector_models.loading import load_sequence_classifier, resolve_source
+from protector_models.loading import _quiet_transformers, load_sequence_classifier, resolve_source
 from protector_models.rewriters import CausalLMRewriter
 from protector_models.templates import PAPER_DETECTOR_TEMPLATE, detoxify_prompt
 from protector_models.testing import byte_tokenizer, save_tiny_causal_lm, save_tiny_classifier
@@ -250,3 +253,32 @@ def test_a_source_name_too_long_for_a_path_is_a_load_error(monkeypatch: pytest.M
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="is no local directory"):
         resolve_source("a" * 300, None)
+
+
+def test_concurrent_loads_keep_warnings_off_until_the_last_is_done_then_restore_them():
+    """transformers' verbosity is process-wide: a load that saved it while another had turned warnings off used to
+    leak a LOAD REPORT warning mid-load, then leave warnings off for good."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def first() -> None:
+        with _quiet_transformers(missing_head_expected=True):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with _quiet_transformers(missing_head_expected=True):
+            second_in.set()
+            first_out.wait(10)
+            seen.update(verbosity=hf_logging.get_verbosity(), bars=hf_logging.is_progress_bar_enabled())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert seen == {"verbosity": logging.ERROR, "bars": False}
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == (verbosity, bars)
