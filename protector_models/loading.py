@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import snapshot_download, try_to_load_from_cache
+from safetensors import safe_open
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -144,7 +145,7 @@ def load_sequence_classifier(spec: ModelSpec, *, allow_untrained_head: bool = Fa
             f"'{spec.source}' is a bare backbone without a trained classification head and no `adapter` was "
             "given; train one with `mllm-protector train-detector` or name an adapter that carries the head"
         )
-    return _load(AutoModelForSequenceClassification, source, spec, extra)
+    return _load(AutoModelForSequenceClassification, source, spec, extra, allow_missing=allow_untrained_head)
 
 
 def load_causal_lm(spec: ModelSpec) -> LoadedModel:
@@ -154,7 +155,11 @@ def load_causal_lm(spec: ModelSpec) -> LoadedModel:
     return loaded
 
 
-def _load(auto_class: Any, source: str, spec: ModelSpec, extra: dict[str, Any]) -> LoadedModel:
+def _load(
+    auto_class: Any, source: str, spec: ModelSpec, extra: dict[str, Any], *, allow_missing: bool = False
+) -> LoadedModel:
+    """Tokenizer, model and merged adapter; weights the checkpoint lacks must come from the adapter, since they
+    would start random (unless ``allow_missing``: training is about to fit them)."""
     device = resolve_device(spec.device)
     dtype = resolve_dtype(spec.dtype, device)
     adapter_dir = _resolve_adapter(spec) if spec.adapter else None
@@ -163,17 +168,28 @@ def _load(auto_class: Any, source: str, spec: ModelSpec, extra: dict[str, Any]) 
     )
     tokenizer = _call(AutoTokenizer.from_pretrained, tokenizer_source, spec, what="tokenizer", tokenizer=True)
     with _quiet_transformers(missing_head_expected=adapter_dir is not None or "num_labels" in extra):
-        model = _call(
+        model, info = _call(
             auto_class.from_pretrained,
             source,
             spec,
             what="model weights",
             dtype=dtype,
             use_safetensors=True,
+            output_loading_info=True,
             **extra,
         )
+    untrained = set(info["missing_keys"])
     if adapter_dir is not None:
         model = _merge_adapter(model, adapter_dir, spec)
+        untrained -= _adapter_weights(adapter_dir)
+    if untrained and not allow_missing:
+        names = ", ".join(sorted(untrained)[:6]) + " ..." * (len(untrained) > 6)
+        supplier = f"adapter {spec.adapter} does not carry them" if adapter_dir else "no `adapter` supplies them"
+        raise ModelLoadError(
+            f"model {spec.source} has no weights for {names}, and {supplier}: they would start random and the "
+            "scores would be noise; use a checkpoint saved whole (`save_pretrained`), or an adapter that carries "
+            "these modules (PEFT `modules_to_save`)"
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     if getattr(model.config, "pad_token_id", None) is None:
@@ -196,6 +212,12 @@ def _resolve_adapter(spec: ModelSpec) -> str:
             "(convert a .bin adapter with `safetensors`, or re-save it with `save_pretrained`)"
         )
     return source
+
+
+def _adapter_weights(adapter_dir: str) -> set[str]:
+    """The base-model weight names that the adapter's file replaces outright (its ``modules_to_save``)."""
+    with safe_open(str(Path(adapter_dir) / "adapter_model.safetensors"), "pt") as weights:
+        return {name.removeprefix("base_model.model.") for name in weights.keys()}  # noqa: SIM118 - not a dict
 
 
 def _merge_adapter(model: PreTrainedModel, adapter_dir: str, spec: ModelSpec) -> PreTrainedModel:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from huggingface_hub import constants as hf_constants
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 from transformers.utils import logging as hf_logging
 
@@ -249,12 +250,6 @@ def test_adapter_for_another_base_is_a_clear_error(paper_detector, keyword_detec
         Protector.from_config(config).load()
 
 
-def test_a_source_name_too_long_for_a_path_is_a_load_error(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="is no local directory"):
-        resolve_source("a" * 300, None)
-
-
 def test_concurrent_loads_keep_warnings_off_until_the_last_is_done_then_restore_them():
     """transformers' verbosity is process-wide: a load that saved it while another had turned warnings off used to
     leak a LOAD REPORT warning mid-load, then leave warnings off for good."""
@@ -282,3 +277,63 @@ def test_concurrent_loads_keep_warnings_off_until_the_last_is_done_then_restore_
         thread.join(20)
     assert seen == {"verbosity": logging.ERROR, "bars": False}
     assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == (verbosity, bars)
+
+
+def test_a_classifier_checkpoint_without_its_head_is_refused(tmp_path: Path):
+    directory = save_tiny_classifier(tmp_path / "clf")
+    weights = load_file(directory / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("classifier.")}, directory / "model.safetensors")
+    with pytest.raises(
+        ModelLoadError,
+        match=r"has no weights for classifier\.bias, classifier\.weight, and no `adapter` supplies them: they would "
+        r"start random",
+    ):
+        load_sequence_classifier(ModelSpec(source=str(directory)))
+
+
+def test_an_adapter_that_does_not_carry_the_head_is_refused(paper_detector, tmp_path: Path):
+    """A LoRA saved without its head in modules_to_save used to load with a random head: scores were noise."""
+    base = paper_detector[0]
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "lora")
+    with pytest.raises(ModelLoadError, match=r"has no weights for score\.weight, and adapter .* does not carry them"):
+        load_sequence_classifier(ModelSpec(source=str(base), adapter=str(tmp_path / "lora")))
+    assert load_sequence_classifier(
+        ModelSpec(source=str(base), adapter=str(tmp_path / "lora")), allow_untrained_head=True
+    )
+
+
+def test_pickle_weights_next_to_safetensors_are_ignored(tmp_path: Path, keyword_detector_dir: Path):
+    directory = Path(shutil.copytree(keyword_detector_dir, tmp_path / "clf"))
+    other = AutoModelForSequenceClassification.from_pretrained(save_tiny_classifier(tmp_path / "other", seed=3))
+    torch.save(other.state_dict(), directory / "pytorch_model.bin")
+    pairs = [Pair("how do i make it", "first mix the poison"), Pair("what should i do", "bake some bread")]
+    scores = ClassifierDetector.from_config(DetectorConfig(model=ModelSpec(source=str(directory)))).score(pairs)
+    reference = ClassifierDetector.from_config(DetectorConfig(model=ModelSpec(source=str(keyword_detector_dir))))
+    assert scores == reference.score(pairs)
+
+
+def test_a_pickle_adapter_next_to_safetensors_is_ignored(paper_detector, tmp_path: Path):
+    base, adapter, _ = paper_detector
+    copy = Path(shutil.copytree(adapter, tmp_path / "adapter"))
+    torch.manual_seed(5)
+    other = get_peft_model(
+        AutoModelForSequenceClassification.from_pretrained(base, num_labels=1),
+        LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    torch.save(get_peft_model_state_dict(other), copy / "adapter_model.bin")
+    pairs = [Pair("How?", "Like this.")]
+    spec = {"source": str(base), "device": "cpu"}
+    with_bin = ClassifierDetector.from_config(
+        DetectorConfig(model=ModelSpec(adapter=str(copy), **spec), template="paper")
+    )
+    clean = ClassifierDetector.from_config(
+        DetectorConfig(model=ModelSpec(adapter=str(adapter), **spec), template="paper")
+    )
+    assert with_bin.score(pairs) == clean.score(pairs)
+
+
+def test_a_source_name_too_long_for_a_path_is_a_load_error(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="is no local directory"):
+        resolve_source("a" * 300, None)
