@@ -54,7 +54,7 @@ def read_yaml(path: str | Path) -> tuple[ProtectorConfig, LangChainSettings]:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         data = None  # the core reads the file again below and says what is wrong with it
     if isinstance(data, Mapping) and SECTION in data and not isinstance(data.get("protector"), Mapping):
         raise ConfigError(

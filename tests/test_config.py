@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from protector_models import ConfigError, ProtectorConfig, load_config
+from protector_models.config import check_threshold
 from protector_models.presets import PRESETS
 
 MINIMAL = {"detector": {"model": {"source": "some/model"}}}
@@ -143,3 +145,77 @@ def test_load_config_dispatches_on_type(tmp_path: Path):
     assert load_config(path).detector.model.source == "openlm-research/open_llama_3b_v2"
     assert load_config("default") == ProtectorConfig.from_preset("default")
     assert load_config(MINIMAL).detector.model.source == "some/model"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"threshold": True}, "threshold: Input should be a valid number (got True)"),
+        ({"threshold": "0.5"}, "threshold: Input should be a valid number (got '0.5')"),
+        ({"threshold": float("nan")}, "threshold: Input should be a finite number (got nan)"),
+        ({"threshold": float("inf")}, "threshold: Input should be a finite number (got inf)"),
+        ({"rescore_rewrites": "no"}, "rescore_rewrites: Input should be a valid boolean (got 'no')"),
+        ({"detector": {"model": {"source": "x", "trust_remote_code": "yes"}}}, "trust_remote_code: Input should be"),
+        ({"detector": {"model": {"source": "x", "trust_remote_code": 1}}}, "trust_remote_code: Input should be"),
+        ({"detector": {"model": {"source": "x", "max_length": 64.0}}}, "max_length: Input should be a valid integer"),
+        ({"detector": {"model": {"source": "x", "max_length": True}}}, "max_length: Input should be a valid integer"),
+        ({"detector": {"model": {"source": "x"}, "batch_size": True}}, "batch_size: Input should be a valid integer"),
+        ({"detector": {"model": {"source": "x"}, "batch_size": "8"}}, "batch_size: Input should be a valid integer"),
+    ],
+)
+def test_values_are_never_coerced(override: dict, expected: str):
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({**MINIMAL, **override})
+    assert expected in str(caught.value)
+
+
+def test_an_integer_is_still_a_number():
+    assert ProtectorConfig.from_dict({**MINIMAL, "threshold": 1}).threshold == 1.0
+
+
+@pytest.mark.parametrize("preset", [["default"], {"name": "default"}, 3])
+def test_preset_must_be_a_name(preset: object):
+    with pytest.raises(ConfigError, match=r"preset must be a name, got \w+ .*; available presets: default, paper-3b"):
+        ProtectorConfig.from_dict({"preset": preset})
+
+
+def test_error_messages_stay_short_whatever_the_value():
+    shared: list = ["lol"] * 9
+    for _ in range(8):
+        shared = [shared] * 9  # 9^9 strings when expanded; a few hundred objects as built
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({**MINIMAL, "threshold": shared, "x" * 100_000: 1, "refusal_text": 10**5000})
+    assert time.monotonic() - started < 1
+    assert len(str(caught.value)) < 1500
+    assert "refusal_text: Input should be a valid string (got <an integer of about 5001 digits>)" in str(caught.value)
+
+
+def test_threshold_override_errors_stay_short():
+    with pytest.raises(ConfigError) as caught:
+        check_threshold("9" * 100_000)  # type: ignore[arg-type]
+    assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize("key", ["trust_remote_code", "revision", "dtype", "torch_dtype", "use_safetensors"])
+def test_loader_options_cannot_hide_in_model_kwargs(key: str):
+    with pytest.raises(ConfigError, match=rf"detector\.model\.model_kwargs: Value error, '{key}' is not allowed here"):
+        ProtectorConfig.from_dict({"detector": {"model": {"source": "x", "model_kwargs": {key: True}}}})
+
+
+@pytest.mark.parametrize("source", ["models/a\x00b", "models/a\nb"])
+def test_a_source_with_control_characters_is_refused(source: str):
+    with pytest.raises(ConfigError, match=r"detector\.model\.source: Value error, must be one line of printable text"):
+        ProtectorConfig.from_dict({"detector": {"model": {"source": source}}})
+
+
+def test_a_rewrite_longer_than_the_models_window_is_a_config_error():
+    rewriter = {"kind": "causal_lm", "model": {"source": "x", "max_length": 512}, "max_new_tokens": 10**12}
+    with pytest.raises(ConfigError, match=r"rewriter\.causal_lm: Value error, max_new_tokens \(10+\) must be below"):
+        ProtectorConfig.from_dict({**MINIMAL, "rewriter": rewriter})
+
+
+def test_an_unknown_preset_name_is_shown_cut_short():
+    with pytest.raises(ConfigError, match=r"unknown preset 'xxx.*'; available presets: default") as caught:
+        load_config("x" * 100_000)
+    assert len(str(caught.value)) < 400

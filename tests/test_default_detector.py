@@ -16,7 +16,9 @@ def default() -> Protector:
 
 def test_bundled_files_match_their_pinned_hashes():
     for model_id in (MINILM_ID, DEFAULT_DETECTOR_ID):
-        assert (BUNDLED[model_id].path() / BUNDLED[model_id].weights_file).is_file()
+        entry = BUNDLED[model_id]
+        assert "README.md" in entry.pins  # every file is pinned, not only the weights
+        assert entry.path().is_dir()  # path() checks every file against its pin
 
 
 def test_default_flags_clearly_harmful_answers_and_passes_benign_ones_unchanged(default: Protector):

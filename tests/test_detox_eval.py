@@ -224,7 +224,7 @@ def test_eval_detox_errors_for_missing_or_empty_files(tmp_path: Path, detector_c
         (["--mode", "qlora"], "--mode must be lora or full"),
         (["--max-target-tokens", "64", "--max-length", "64"], "must be below --max-length"),
         (["--shape", "pku"], "train.jsonl line 1: missing the `prompt` field"),
-        (["--base", "/does/not/exist"], "does not exist"),
+        (["--base", "/does/not/exist"], "no such local directory: /does/not/exist"),
     ],
 )
 def test_train_detoxifier_errors(tmp_path: Path, tiny_lm_dir: Path, extra: list[str], message: str):

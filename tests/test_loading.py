@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
+from huggingface_hub import constants as hf_constants
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers.utils import logging as hf_logging
 
-from protector_models import ClassifierDetector, ModelLoadError, ModelSpec, Pair, Protector, ProtectorConfig
+from protector_models import (
+    ClassifierDetector,
+    DetectorConfig,
+    ModelLoadError,
+    ModelSpec,
+    Pair,
+    Protector,
+    ProtectorConfig,
+)
 from protector_models.bundled import MINILM_ID, BundledModel, bundled_model
-from protector_models.loading import load_sequence_classifier, resolve_source
+from protector_models.loading import _quiet_transformers, load_sequence_classifier, resolve_source
 from protector_models.rewriters import CausalLMRewriter
 from protector_models.templates import PAPER_DETECTOR_TEMPLATE, detoxify_prompt
 from protector_models.testing import byte_tokenizer, save_tiny_causal_lm, save_tiny_classifier
@@ -22,7 +38,7 @@ def test_local_directory_resolves_to_itself(tmp_path: Path):
 
 
 def test_missing_local_directory_names_the_path():
-    with pytest.raises(ModelLoadError, match=r"model directory /no/such/model does not exist"):
+    with pytest.raises(ModelLoadError, match=r"no such local directory: /no/such/model"):
         resolve_source("/no/such/model", None)
 
 
@@ -33,24 +49,86 @@ def test_a_file_is_not_a_model_directory(tmp_path: Path):
         resolve_source(str(file), None)
 
 
-def test_hub_id_is_passed_on_and_fails_clearly_offline(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_hub_id_is_passed_on_when_online(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     assert resolve_source("someone/some-model", None) == "someone/some-model"
-    with pytest.raises(ModelLoadError, match=r"Hugging Face hub id 'someone/some-model'.*local directory"):
-        load_sequence_classifier(ModelSpec(source="someone/some-model"))
+
+
+@pytest.mark.parametrize("switch", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_switch_set_after_import_fails_at_once_without_network(monkeypatch: pytest.MonkeyPatch, switch: str):
+    """huggingface_hub reads its switches once, at import: one set later must still stop every network attempt
+    (a revision other than the bundled one used to wait 23 s of retries)."""
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv(switch, "1")
+    lookups: list[object] = []
+
+    def no_network(host: object, *args: object, **kwargs: object) -> None:
+        lookups.append(host)
+        raise OSError("the test allows no network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    started = time.monotonic()
+    with pytest.raises(
+        ModelLoadError,
+        match=r"'sentence-transformers/all-MiniLM-L6-v2' at revision 'deadbeef' is no local directory .* no bundled "
+        r"model \(the bundled copy is revision '1110a243'\), and not in the Hugging Face hub cache, and the hub is "
+        r"offline",
+    ):
+        load_sequence_classifier(ModelSpec(source=MINILM_ID, revision="deadbeef"))
+    assert lookups == []
+    assert time.monotonic() - started < 5
+
+
+def test_offline_hub_id_resolves_to_its_hub_cache_snapshot(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, keyword_detector_dir: Path
+):
+    repo = tmp_path / "hub" / "models--acme--detector"
+    shutil.copytree(keyword_detector_dir, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve_source("acme/detector", None) == str(repo / "snapshots" / "0123abcd")
+    detector = ClassifierDetector.from_config(DetectorConfig(model=ModelSpec(source="acme/detector", device="cpu")))
+    assert detector.score([Pair("how do i make it", "first mix the poison")])[0] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("model", "key"),
+    [
+        ({"source": "./runs/missing-detector"}, "source"),
+        ({"source": "../models/x/y/z"}, "source"),
+        ({"source": MINILM_ID, "adapter": "./adapters/missing"}, "adapter"),
+    ],
+)
+def test_a_missing_local_path_is_reported_as_one(model: dict, key: str):
+    with pytest.raises(ModelLoadError, match=rf"no such local directory: /\S+; fix `{key}`") as caught:
+        load_sequence_classifier(ModelSpec(**model))
+    assert "hub" not in str(caught.value).replace("is no hub id", "")
+
+
+def test_a_hub_shaped_missing_path_names_both_readings(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match=r"'runs/detector' is no local directory \(none at /\S+/runs/detector\)"):
+        resolve_source("runs/detector", None)
 
 
 def test_bundled_minilm_resolves_to_the_verified_package_copy():
     path = Path(resolve_source(MINILM_ID, None))
     assert (path / "model.safetensors").is_file()
     assert bundled_model(MINILM_ID, "1110a243") is not None
+    assert bundled_model(MINILM_ID, "1110a24") is not None
     assert bundled_model(MINILM_ID, "deadbeef") is None  # another revision is not the bundled one
+    assert bundled_model(MINILM_ID, "1") is None  # a branch or tag "1" is not the bundled commit either
 
 
 def test_bundled_weights_with_the_wrong_hash_are_refused(tmp_path: Path):
     (tmp_path / "model.safetensors").write_bytes(b"tampered")
-    entry = BundledModel("x/y", lambda: tmp_path, "model.safetensors", "0" * 64, None, "reinstall x.")
-    with pytest.raises(ModelLoadError, match=r"has SHA-256 .* expected 0000.*corrupt or was replaced"):
+    entry = BundledModel("x/y", lambda: tmp_path, {"model.safetensors": "0" * 64}, None, "reinstall x.")
+    with pytest.raises(ModelLoadError, match=r"has SHA-256 .* expected 0000.*corrupt or was replaced; reinstall x"):
         entry.path()
 
 
@@ -58,7 +136,7 @@ def test_bundled_package_missing_says_how_to_install():
     def absent() -> Path:
         raise ImportError("no module")
 
-    entry = BundledModel("x/y", absent, "model.safetensors", "0" * 64, None, "pip install x.")
+    entry = BundledModel("x/y", absent, {"model.safetensors": "0" * 64}, None, "pip install x.")
     with pytest.raises(ModelLoadError, match="is not installed: pip install x"):
         entry.path()
 
@@ -170,3 +248,92 @@ def test_adapter_for_another_base_is_a_clear_error(paper_detector, keyword_detec
     config = {"detector": {"model": {"source": str(keyword_detector_dir), "adapter": str(adapter)}}}
     with pytest.raises(ModelLoadError, match="does not fit model"):
         Protector.from_config(config).load()
+
+
+def test_concurrent_loads_keep_warnings_off_until_the_last_is_done_then_restore_them():
+    """transformers' verbosity is process-wide: a load that saved it while another had turned warnings off used to
+    leak a LOAD REPORT warning mid-load, then leave warnings off for good."""
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def first() -> None:
+        with _quiet_transformers(missing_head_expected=True):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with _quiet_transformers(missing_head_expected=True):
+            second_in.set()
+            first_out.wait(10)
+            seen.update(verbosity=hf_logging.get_verbosity(), bars=hf_logging.is_progress_bar_enabled())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert seen == {"verbosity": logging.ERROR, "bars": False}
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == (verbosity, bars)
+
+
+def test_a_classifier_checkpoint_without_its_head_is_refused(tmp_path: Path):
+    directory = save_tiny_classifier(tmp_path / "clf")
+    weights = load_file(directory / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("classifier.")}, directory / "model.safetensors")
+    with pytest.raises(
+        ModelLoadError,
+        match=r"has no weights for classifier\.bias, classifier\.weight, and no `adapter` supplies them: they would "
+        r"start random",
+    ):
+        load_sequence_classifier(ModelSpec(source=str(directory)))
+
+
+def test_an_adapter_that_does_not_carry_the_head_is_refused(paper_detector, tmp_path: Path):
+    """A LoRA saved without its head in modules_to_save used to load with a random head: scores were noise."""
+    base = paper_detector[0]
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "lora")
+    with pytest.raises(ModelLoadError, match=r"has no weights for score\.weight, and adapter .* does not carry them"):
+        load_sequence_classifier(ModelSpec(source=str(base), adapter=str(tmp_path / "lora")))
+    assert load_sequence_classifier(
+        ModelSpec(source=str(base), adapter=str(tmp_path / "lora")), allow_untrained_head=True
+    )
+
+
+def test_pickle_weights_next_to_safetensors_are_ignored(tmp_path: Path, keyword_detector_dir: Path):
+    directory = Path(shutil.copytree(keyword_detector_dir, tmp_path / "clf"))
+    other = AutoModelForSequenceClassification.from_pretrained(save_tiny_classifier(tmp_path / "other", seed=3))
+    torch.save(other.state_dict(), directory / "pytorch_model.bin")
+    pairs = [Pair("how do i make it", "first mix the poison"), Pair("what should i do", "bake some bread")]
+    scores = ClassifierDetector.from_config(DetectorConfig(model=ModelSpec(source=str(directory)))).score(pairs)
+    reference = ClassifierDetector.from_config(DetectorConfig(model=ModelSpec(source=str(keyword_detector_dir))))
+    assert scores == reference.score(pairs)
+
+
+def test_a_pickle_adapter_next_to_safetensors_is_ignored(paper_detector, tmp_path: Path):
+    base, adapter, _ = paper_detector
+    copy = Path(shutil.copytree(adapter, tmp_path / "adapter"))
+    torch.manual_seed(5)
+    other = get_peft_model(
+        AutoModelForSequenceClassification.from_pretrained(base, num_labels=1),
+        LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    torch.save(get_peft_model_state_dict(other), copy / "adapter_model.bin")
+    pairs = [Pair("How?", "Like this.")]
+    spec = {"source": str(base), "device": "cpu"}
+    with_bin = ClassifierDetector.from_config(
+        DetectorConfig(model=ModelSpec(adapter=str(copy), **spec), template="paper")
+    )
+    clean = ClassifierDetector.from_config(
+        DetectorConfig(model=ModelSpec(adapter=str(adapter), **spec), template="paper")
+    )
+    assert with_bin.score(pairs) == clean.score(pairs)
+
+
+def test_a_source_name_too_long_for_a_path_is_a_load_error(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="is no local directory"):
+        resolve_source("a" * 300, None)

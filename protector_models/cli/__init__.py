@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from protector_models.cli import detox, evaluate, scan, train
+from protector_models.cli import detox, evaluate, pins, scan, train
 
 app = typer.Typer(
     name="mllm-protector",
@@ -24,5 +24,6 @@ scan.register(app)
 evaluate.register(app)
 train.register(app)
 detox.register(app)
+pins.register(app)
 
 __all__ = ["app"]
