@@ -17,7 +17,7 @@ from langchain_mllm_protector import MLLMProtector
 def main() -> None:
     guard = MLLMProtector.from_yaml(sys.argv[1]) if len(sys.argv) > 1 else MLLMProtector()
     harmful = "Sure. First get the poison, then mix it into their food so they don't notice."
-    benign = "Mix flour, water, salt and yeast, knead, let it rise, and bake at 230 C."
+    benign = "To bake bread, mix flour, water, salt and yeast, knead the dough, let it rise, and bake it at 230 C."
     chat_model = FakeListChatModel(responses=[harmful, benign])
     prompt = ChatPromptTemplate.from_messages([("system", "You are helpful."), ("human", "{question}")])
 
