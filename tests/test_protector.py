@@ -129,7 +129,7 @@ def test_on_error_pass_marks_answers_unchecked():
 
 
 def test_a_non_finite_score_is_a_failure_not_a_pass():
-    with pytest.raises(ModelRuntimeError, match="not finite"):
+    with pytest.raises(ModelRuntimeError, match="not finite numbers in"):
         Protector(NaNDetector()).protect([BENIGN])
     (result,) = Protector(NaNDetector(), on_error="block").protect([BENIGN])
     assert result.action == "block"
@@ -168,11 +168,22 @@ def test_empty_rewrite_falls_back_to_refusal(protector: Protector):
         ([("only one",)], "pair 0: expected Pair"),
         ("a string", "got a single value"),
         ([{"question": "q", "answer": "a"}], "pair 0: expected Pair"),
+        ([BENIGN, ("q", "ok \ud800")], r"pair 1: answer is not valid text: it holds a lone surrogate '\\ud800' at "),
+        ([("\udfff", "a")], "pair 0: question is not valid text: .* at character 0, which is not Unicode"),
+        (None, r"expected a list of \(question, answer\) pairs, got NoneType None; pass a list of pairs"),
+        (5, r"got int 5; pass a list of pairs, e.g. \[\(question, answer\)\]"),
+        (("q", "a"), r"got one tuple of 2 strings .*, not a list of pairs; pass a list of pairs, e.g. \[\("),
+        (["q", "a"], "got one list of 2 strings"),
+        ({"question": "q", "answer": "a"}, "got a mapping"),
+        (Pair("q", "a"), "got a single Pair"),
     ],
 )
 def test_bad_pairs_are_rejected_before_any_model_runs(pairs, message):
+    protector = Protector(FailingDetector(), on_error="pass")
     with pytest.raises(InvalidInputError, match=message):
-        Protector(FailingDetector(), on_error="pass").protect(pairs)
+        protector.protect(pairs)
+    with pytest.raises(InvalidInputError, match=message):
+        protector.check(pairs)
 
 
 def test_constructor_validates_policy():
