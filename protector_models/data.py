@@ -47,13 +47,33 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
             "re-encode the file as UTF-8"
         ) from None
     try:
-        record = json.loads(text)
+        record = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as error:
+        raise InvalidInputError(
+            f"{where} line {number}: key {error.args[0]!r} appears twice in one object; "
+            "JSON keeps only the last, so the first value would be lost: give each key once"
+        ) from None
     except json.JSONDecodeError as error:
         raise InvalidInputError(
             f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno})"
         ) from None
+    except RecursionError:
+        raise InvalidInputError(f"{where} line {number}: JSON nested too deeply to read") from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{where} line {number}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object names a key twice (``args[0]``)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKeyError(key)
+        record[key] = value
     return record
 
 
