@@ -37,6 +37,11 @@ class LangChainSettings(BaseModel):
         False,
         description="Also judge tool calls (name + JSON arguments); off: text-less tool calls pass as is.",
     )
+    verdict_key: str | None = Field(
+        None,
+        min_length=1,
+        description="str and dict input: add the verdict under this key (a str comes back as a dict); None: don't.",
+    )
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "langchain settings") -> Self:

@@ -1,0 +1,116 @@
+"""The LangChain guard fails closed: every input type can carry its verdict (unchecked answers included), bad
+text fails only its own slot, and excluding UNCHECKED_TAG hides every unchecked text from event streams."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from faults import FailingDetector
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.prompts import ChatPromptTemplate
+from lc_support import BENIGN, HARMFUL, QUESTION
+
+import langchain_mllm_protector
+import llama_index_mllm_protector
+import protector_models
+from langchain_mllm_protector import UNCHECKED_TAG, InvalidInputError, MLLMProtector
+from protector_models import Protector
+
+
+@pytest.fixture
+def unchecking(keyword_detector) -> MLLMProtector:
+    """A guard whose detector fails, with on_error: pass."""
+    return MLLMProtector(protector=Protector(FailingDetector(keyword_detector), action="refuse", on_error="pass"))
+
+
+def test_with_verdict_gives_a_str_its_verdict(unchecking, guard, refusal):
+    out = unchecking.with_verdict().invoke(HARMFUL)
+    assert out["answer"] == HARMFUL
+    verdict = out["mllm_protector"]
+    assert (verdict["checked"], verdict["action"], verdict["harm_score"]) == (False, "unchecked", None)
+    assert "CUDA out of memory" in verdict["error"]
+
+    checked = guard.with_verdict("v")
+    harmful = checked.invoke(HARMFUL)
+    assert (harmful["answer"], harmful["v"]["action"], harmful["v"]["checked"]) == (refusal, "refuse", True)
+    benign = checked.invoke(BENIGN)
+    assert benign["answer"] is BENIGN or benign["answer"] == BENIGN
+    assert (benign["v"]["checked"], benign["v"]["action"]) == (True, "none")
+
+
+def test_verdict_key_gives_a_dict_its_verdict(unchecking):
+    guard = MLLMProtector(protector=unchecking.protector, verdict_key="verdict")
+    out = guard.invoke({"question": QUESTION, "answer": HARMFUL, "other": [1]})
+    assert (out["question"], out["answer"], out["other"]) == (QUESTION, HARMFUL, [1])
+    assert (out["verdict"]["checked"], out["verdict"]["action"]) == (False, "unchecked")
+    message = guard.invoke({"question": QUESTION, "answer": AIMessage(HARMFUL)})["answer"]
+    assert message.response_metadata["mllm_protector"]["checked"] is False
+
+
+def test_verdict_key_never_overwrites_an_input_key(unchecking):
+    guard = unchecking.with_verdict("other")
+    with pytest.raises(InvalidInputError, match="dict input already has the key 'other', where the verdict goes"):
+        guard.invoke({"question": QUESTION, "answer": HARMFUL, "other": 1})
+
+
+def test_an_unchecked_str_without_a_verdict_key_is_logged(unchecking, caplog):
+    with caplog.at_level(logging.WARNING, logger="langchain_mllm_protector"):
+        assert unchecking.invoke(HARMFUL) == HARMFUL
+    assert "could not check" in caplog.text
+    assert "verdict_key" in caplog.text
+
+
+def test_verdict_key_is_a_yaml_setting(tmp_path, detector_config):
+    path = tmp_path / "guard.yaml"
+    path.write_text(
+        f"protector:\n  detector:\n    model:\n      source: {detector_config['detector']['model']['source']}\n"
+        "langchain:\n  verdict_key: verdict\n"
+    )
+    guard = MLLMProtector.from_yaml(path)
+    assert guard.verdict_key == "verdict"
+    assert "verdict_key: verdict" in guard.to_yaml()
+
+
+@pytest.mark.parametrize("guard_name", ["guard", "unchecking"])
+def test_invalid_text_fails_only_its_slot(request, detector, guard_name):
+    guard = request.getfixturevalue(guard_name)
+    inputs = [BENIGN, "bad \ud800", {"question": "\udfff", "answer": BENIGN}, AIMessage("x\ud800")]
+    out = guard.batch(inputs, return_exceptions=True)
+    assert out[0] == BENIGN
+    assert [type(o) for o in out[1:]] == [InvalidInputError] * 3
+    assert "input is not valid text: it holds a lone surrogate '\\ud800' at character 4" in str(out[1])
+    assert "the question is not valid text" in str(out[2])
+    if guard_name == "guard":
+        assert detector.calls == [[protector_models.Pair("", BENIGN)]]
+
+
+def wrapped(guard: MLLMProtector):
+    return guard.wrap(GenericFakeChatModel(messages=iter([HARMFUL])))
+
+
+def chained(guard: MLLMProtector):
+    prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+    model = GenericFakeChatModel(messages=iter([HARMFUL]))
+    return prompt | model.with_config(tags=[UNCHECKED_TAG]) | guard.with_config(tags=[UNCHECKED_TAG])
+
+
+@pytest.mark.parametrize(("form", "question"), [(wrapped, QUESTION), (chained, {"question": QUESTION})])
+async def test_excluding_the_unchecked_tag_hides_every_raw_text(guard, refusal, form, question):
+    everything = [e async for e in form(guard).astream_events(question, version="v2")]
+    assert any(HARMFUL in repr(e["data"]) for e in everything)  # the raw answer is there to hide
+
+    shown = [e async for e in form(guard).astream_events(question, version="v2", exclude_tags=[UNCHECKED_TAG])]
+    assert not [e for e in shown if "poison" in repr(e["data"])]
+    verdicts = [e["data"] for e in shown if e["event"] == "on_custom_event"]
+    assert [(v["flagged"], v["action"]) for v in verdicts] == [(True, "refuse")]
+    final = [e for e in shown if e["event"] == "on_chain_end" and not e["parent_ids"]]
+    assert final[0]["data"]["output"].content == refusal
+
+
+@pytest.mark.parametrize("package", [langchain_mllm_protector, llama_index_mllm_protector])
+def test_the_errors_users_catch_are_exported(package):
+    for name in ("ProtectorError", "HarmfulContentError", "InvalidInputError", "ModelRuntimeError", "ConfigError"):
+        assert name in package.__all__
+        assert getattr(package, name) is getattr(protector_models, name)
