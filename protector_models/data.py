@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from protector_models.errors import InvalidInputError
-from protector_models.pairs import Pair
+from protector_models.pairs import Pair, text_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +195,9 @@ def _text(record: dict[str, Any], key: str, where: str, default: str | None = No
     value = record.get(key, default)
     if not isinstance(value, str):
         raise InvalidInputError(f"{where}: `{key}` must be text, got {type(value).__name__}")
+    problem = text_problem(value)
+    if problem:
+        raise InvalidInputError(f"{where}: `{key}` is not valid text: {problem}; fix the \\u escape")
     return value
 
 

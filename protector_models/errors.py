@@ -38,3 +38,7 @@ class HarmfulContentError(ProtectorError):
             f"{len(flagged)} of {len(results)} answers flagged as harmful (positions {flagged}); "
             "the unchanged results are in `.results`"
         )
+
+    def __reduce__(self) -> tuple[type[HarmfulContentError], tuple[list[Result]]]:
+        """Pickle by results (the default would rebuild from the message and fail), e.g. across processes."""
+        return type(self), (self.results,)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from protector_models.config import (
     DEFAULT_REFUSAL,
@@ -24,11 +24,19 @@ from protector_models.config import (
     load_config,
 )
 from protector_models.detector import ClassifierDetector, Detector
-from protector_models.errors import ConfigError, HarmfulContentError, ModelRuntimeError, ProtectorError
+from protector_models.errors import (
+    ConfigError,
+    HarmfulContentError,
+    ModelLoadError,
+    ModelRuntimeError,
+    ProtectorError,
+)
 from protector_models.pairs import Pair, PairLike, as_pairs, text_problem
 from protector_models.presets import DEFAULT_THRESHOLD, preset_dict
 from protector_models.results import Result, Verdict
 from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
+
+_T = TypeVar("_T")
 
 
 class Protector:
@@ -57,6 +65,15 @@ class Protector:
         check_action(action)
         if on_error not in ("raise", "block", "pass"):
             raise ConfigError(f"on_error must be one of raise, block, pass; got {on_error!r}")
+        if detector is not None and not isinstance(detector, Detector):
+            raise ConfigError(
+                f"a detector needs a score(pairs) -> list[float] method; got {type(detector).__name__} "
+                "(to load a model from a path, use Protector.from_config({'detector': {'model': {'source': path}}}))"
+            )
+        if rewriter is not None and not isinstance(rewriter, Rewriter):
+            raise ConfigError(f"a rewriter needs a rewrite(pairs) -> list[str] method; got {type(rewriter).__name__}")
+        if not isinstance(refusal_text, str) or text_problem(refusal_text):
+            raise ConfigError(f"refusal_text must be text (str), got {refusal_text!r:.60}")
         self.threshold = threshold
         self.action: Action = action
         self.refusal_text = refusal_text
@@ -108,7 +125,7 @@ class Protector:
         if self._detector is None:
             with self._lock:
                 if self._detector is None:
-                    self._detector = self._detector_factory()
+                    self._detector = _load("detector", self._detector_factory)
         return self._detector
 
     @property
@@ -117,7 +134,7 @@ class Protector:
         if self._rewriter_factory is not None:
             with self._lock:
                 if self._rewriter_factory is not None:
-                    self._rewriter = self._rewriter_factory()
+                    self._rewriter = _load("rewriter", self._rewriter_factory)
                     self._rewriter_factory = None
         return self._rewriter
 
@@ -190,9 +207,10 @@ class Protector:
     def _check(self, pairs: list[Pair], threshold: float) -> tuple[list[Verdict], float]:
         if not pairs:
             return [], 0.0
+        detector = self.detector  # a model that cannot load is a configuration error, whatever on_error says
         started = time.perf_counter()
         try:
-            scores = _valid_scores(self.detector.score(pairs), len(pairs))
+            scores = _valid_scores(detector.score(pairs), len(pairs))
         except ProtectorError as error:
             if isinstance(error, ModelRuntimeError) and self.on_error != "raise":
                 return self._unchecked(len(pairs), str(error)), 0.0
@@ -331,6 +349,16 @@ def _rewrite_problem(text: object) -> str | None:
         return "rewriter returned an empty text; refused instead"
     problem = text_problem(text)
     return f"rewriter returned invalid text ({problem}); refused instead" if problem else None
+
+
+def _load(what: str, factory: Callable[[], _T]) -> _T:
+    """Call ``factory``; a failure that is not already one of ours becomes a :class:`ModelLoadError`."""
+    try:
+        return factory()
+    except ProtectorError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(f"loading the {what} failed: {type(error).__name__}: {error}") from error
 
 
 def _rewriter_factory(config: RewriterConfig, refusal_text: str) -> Callable[[], Rewriter]:

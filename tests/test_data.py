@@ -107,3 +107,10 @@ def test_a_label_given_twice_is_an_error_not_the_last_one(tmp_path: Path):
     )
     with pytest.raises(InvalidInputError, match=r"d\.jsonl line 2: key 'harmful' appears twice in one object"):
         read_labelled(path)
+
+
+def test_a_lone_surrogate_escape_is_an_error_with_its_line(tmp_path: Path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"question": "q", "answer": "a", "harmful": true}\n{"answer": "a\\ud800", "harmful": true}\n')
+    with pytest.raises(InvalidInputError, match=r"d\.jsonl line 2: `answer` is not valid text: it holds a lone"):
+        read_labelled(path)
