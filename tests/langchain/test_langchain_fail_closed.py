@@ -114,3 +114,16 @@ def test_the_errors_users_catch_are_exported(package):
     for name in ("ProtectorError", "HarmfulContentError", "InvalidInputError", "ModelRuntimeError", "ConfigError"):
         assert name in package.__all__
         assert getattr(package, name) is getattr(protector_models, name)
+
+
+def test_reasoning_is_reported_unread_and_dropped_with_a_replaced_answer(guard, refusal):
+    benign = AIMessage([{"type": "reasoning", "reasoning": HARMFUL}, {"type": "text", "text": BENIGN}])
+    out = guard.invoke(benign)
+    assert out.content == benign.content  # benign text: passed as given, but the unread block is on record
+    assert out.response_metadata["mllm_protector"]["unchecked_media"] == ["reasoning"]
+
+    harmful = AIMessage(HARMFUL, additional_kwargs={"reasoning_content": HARMFUL, "other": 1})
+    out = guard.invoke(harmful)
+    assert out.content == refusal
+    assert out.additional_kwargs == {"other": 1}  # the reasoning behind a harmful answer goes with it
+    assert [block["type"] for block in out.content_blocks] == ["text"]
