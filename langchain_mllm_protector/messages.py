@@ -99,8 +99,7 @@ def with_output(value: str | AIMessage, result: Result, verdict: dict[str, Any],
 
     A message keeps its class, id and metadata; the verdict goes into ``response_metadata[metadata_key]``.
     A replaced message's content becomes the output text (non-text blocks dropped, and the reasoning a provider
-    put in ``additional_kwargs["reasoning_content"]``); when the tool calls were judged too
-    (``check_tool_calls``) a changed message also loses its tool calls.
+    put in ``additional_kwargs["reasoning_content"]``) and loses its tool calls: a withheld turn acts on nothing.
     """
     if isinstance(value, str):
         return result.output if result.changed else value
@@ -108,11 +107,10 @@ def with_output(value: str | AIMessage, result: Result, verdict: dict[str, Any],
     if result.changed:
         update["content"] = result.output
         update["additional_kwargs"] = {k: v for k, v in value.additional_kwargs.items() if k != "reasoning_content"}
-        if verdict.get("judged_tool_calls"):
-            update["tool_calls"] = []
-            update["invalid_tool_calls"] = []
-            if isinstance(value, AIMessageChunk):
-                update["tool_call_chunks"] = []
+        update["tool_calls"] = []
+        update["invalid_tool_calls"] = []
+        if isinstance(value, AIMessageChunk):
+            update["tool_call_chunks"] = []
     return value.model_copy(update=update)
 
 

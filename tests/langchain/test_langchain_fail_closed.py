@@ -8,7 +8,7 @@ import logging
 import pytest
 from faults import FailingDetector
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.prompts import ChatPromptTemplate
 from lc_support import BENIGN, HARMFUL, QUESTION
 
@@ -127,3 +127,12 @@ def test_reasoning_is_reported_unread_and_dropped_with_a_replaced_answer(guard, 
     assert out.content == refusal
     assert out.additional_kwargs == {"other": 1}  # the reasoning behind a harmful answer goes with it
     assert [block["type"] for block in out.content_blocks] == ["text"]
+
+
+@pytest.mark.parametrize("cls", [AIMessage, AIMessageChunk])
+def test_a_replaced_answer_loses_its_tool_calls(guard, refusal, cls):
+    call = {"name": "search", "args": {"query": "suppliers"}, "id": "call-1", "type": "tool_call"}
+    out = guard.invoke(cls(HARMFUL, tool_calls=[call], id="m1"))  # check_tool_calls is off: only the text is judged
+    assert (out.content, out.id, out.tool_calls) == (refusal, "m1", [])
+    benign = cls(BENIGN, tool_calls=[call], id="m2")
+    assert guard.invoke(benign).tool_calls == benign.tool_calls  # a benign turn keeps them
