@@ -26,7 +26,7 @@ from langchain_core.runnables import (
     RunnableSequence,
     RunnableSerializable,
 )
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from langchain_mllm_protector.messages import (
     NO_QUESTION,
@@ -104,6 +104,11 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
     check_tool_calls: bool = False
     verdict_key: str | None = Field(None, min_length=1)
     """Where the verdict goes for ``str`` and dict inputs (messages carry it in ``response_metadata``)."""
+
+    @model_validator(mode="after")
+    def _valid_settings(self) -> Self:
+        _ = self.settings  # the adapter settings' checks, e.g. distinct keys
+        return self
 
     @classmethod
     def from_config(

@@ -15,7 +15,7 @@ from lc_support import BENIGN, HARMFUL, QUESTION
 import langchain_mllm_protector
 import llama_index_mllm_protector
 import protector_models
-from langchain_mllm_protector import UNCHECKED_TAG, InvalidInputError, MLLMProtector
+from langchain_mllm_protector import UNCHECKED_TAG, InvalidInputError, LangChainSettings, MLLMProtector
 from protector_models import Protector
 
 
@@ -136,3 +136,11 @@ def test_a_replaced_answer_loses_its_tool_calls(guard, refusal, cls):
     assert (out.content, out.id, out.tool_calls) == (refusal, "m1", [])
     benign = cls(BENIGN, tool_calls=[call], id="m2")
     assert guard.invoke(benign).tool_calls == benign.tool_calls  # a benign turn keeps them
+
+
+@pytest.mark.parametrize("keys", [{"verdict_key": "answer"}, {"verdict_key": "question"}, {"answer_key": "question"}])
+def test_keys_that_would_overwrite_each_other_are_rejected(guard, keys):
+    with pytest.raises(ValueError, match="question_key, answer_key and verdict_key must differ"):
+        MLLMProtector(protector=guard.protector, **keys)
+    with pytest.raises(ValueError, match="must differ"):
+        LangChainSettings(**keys)
