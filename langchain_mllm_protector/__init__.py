@@ -11,6 +11,14 @@ from typing import TYPE_CHECKING, Any
 from langchain_mllm_protector.rewriter import ChatModelRewriter
 from langchain_mllm_protector.runnable import UNCHECKED_TAG, MLLMProtector
 from langchain_mllm_protector.settings import LangChainSettings
+from protector_models.errors import (
+    ConfigError,
+    HarmfulContentError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelRuntimeError,
+    ProtectorError,
+)
 
 if TYPE_CHECKING:
     from langchain_mllm_protector.middleware import MLLMProtectorMiddleware
@@ -18,9 +26,15 @@ if TYPE_CHECKING:
 __all__ = [
     "UNCHECKED_TAG",
     "ChatModelRewriter",
+    "ConfigError",
+    "HarmfulContentError",
+    "InvalidInputError",
     "LangChainSettings",
     "MLLMProtector",
     "MLLMProtectorMiddleware",
+    "ModelLoadError",
+    "ModelRuntimeError",
+    "ProtectorError",
 ]
 
 

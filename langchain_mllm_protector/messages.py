@@ -15,8 +15,9 @@ from langchain_core.prompt_values import PromptValue
 
 from protector_models import InvalidInputError, Result
 
-MEDIA_BLOCKS = frozenset({"image", "audio", "video", "file"})
-"""Content block types that carry media rather than text; the detector reads text only."""
+READ_BLOCKS = frozenset({"text", "tool_call", "tool_call_chunk", "invalid_tool_call"})
+"""Content block types the guard reads (tool calls with ``check_tool_calls``); any other block, media or
+reasoning, is reported as unchecked in the verdict."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ NO_QUESTION = Question("", 0, known=False)
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """The text the detector judges, and the media blocks it cannot judge."""
+    """The text the detector judges, and the other content blocks (media, reasoning, ...) it does not read."""
 
     text: str
     media: tuple[str, ...] = ()
@@ -78,7 +79,7 @@ def answer_of(value: Any, *, check_tool_calls: bool = False, where: str = "answe
             f"{where} must be the model's answer: str, AIMessage or AIMessageChunk; got {_kind(value)}{hint}"
         )
     text = str(value.text)
-    media = tuple(block["type"] for block in value.content_blocks if block["type"] in MEDIA_BLOCKS)
+    media = tuple(block["type"] for block in value.content_blocks if block["type"] not in READ_BLOCKS)
     calls = value.tool_calls
     if calls and check_tool_calls:
         described = "\n".join(json.dumps({"name": c["name"], "args": c["args"]}, sort_keys=True) for c in calls)
@@ -88,7 +89,7 @@ def answer_of(value: Any, *, check_tool_calls: bool = False, where: str = "answe
     if media and not text.strip():
         raise InvalidInputError(
             f"{where} has no text to check, only {', '.join(media)} content; MLLMProtector judges text. "
-            "Give the guard the model's text (drop the media blocks first) or guard the text elsewhere"
+            "Give the guard the model's text (drop the other blocks first) or guard them elsewhere"
         )
     return Answer(text, media)
 
@@ -97,19 +98,19 @@ def with_output(value: str | AIMessage, result: Result, verdict: dict[str, Any],
     """``value`` of the same type, its text replaced only when the protector changed it.
 
     A message keeps its class, id and metadata; the verdict goes into ``response_metadata[metadata_key]``.
-    A replaced message's content becomes the output text (non-text blocks dropped); when the tool calls were
-    judged too (``check_tool_calls``) a changed message also loses its tool calls.
+    A replaced message's content becomes the output text (non-text blocks dropped, and the reasoning a provider
+    put in ``additional_kwargs["reasoning_content"]``) and loses its tool calls: a withheld turn acts on nothing.
     """
     if isinstance(value, str):
         return result.output if result.changed else value
     update: dict[str, Any] = {"response_metadata": {**value.response_metadata, metadata_key: verdict}}
     if result.changed:
         update["content"] = result.output
-        if verdict.get("judged_tool_calls"):
-            update["tool_calls"] = []
-            update["invalid_tool_calls"] = []
-            if isinstance(value, AIMessageChunk):
-                update["tool_call_chunks"] = []
+        update["additional_kwargs"] = {k: v for k, v in value.additional_kwargs.items() if k != "reasoning_content"}
+        update["tool_calls"] = []
+        update["invalid_tool_calls"] = []
+        if isinstance(value, AIMessageChunk):
+            update["tool_call_chunks"] = []
     return value.model_copy(update=update)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -10,6 +11,7 @@ from typing import Any, Self
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
+    BaseCallbackManager,
     CallbackManagerForChainRun,
     adispatch_custom_event,
     dispatch_custom_event,
@@ -24,7 +26,7 @@ from langchain_core.runnables import (
     RunnableSequence,
     RunnableSerializable,
 )
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from langchain_mllm_protector.messages import (
     NO_QUESTION,
@@ -47,9 +49,13 @@ from protector_models import (
     Rewriter,
 )
 from protector_models.config import Action
+from protector_models.pairs import text_problem
 
 UNCHECKED_TAG = "mllm_protector:unchecked"
-"""Tag on the model inside :meth:`MLLMProtector.wrap`; exclude it in ``astream_events`` to hide raw tokens."""
+"""Tag on every run inside :meth:`MLLMProtector.wrap` that sees the unchecked answer; exclude it in
+``astream_events`` to hide the raw text. Verdict events never carry it (they hold no text)."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +81,12 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
 
     :meth:`wrap` gives the question-aware form around a chat model. A message keeps its class, id and
     metadata; the verdict goes into ``response_metadata[metadata_key]`` and every verdict is also a custom
-    event named ``event_name``. Messages with tool calls and no text pass untouched unless
-    ``check_tool_calls``. ``threshold`` and ``action`` override the protector's: per instance, per call
-    (``invoke(x, threshold=0.9)``, ``.bind``) or per config (``configurable_fields``). Models load on first
-    use. Instances hold no per-call state: one guard serves concurrent calls.
+    event named ``event_name``. With ``verdict_key`` set, a dict input gets the verdict under that key too, and
+    a ``str`` input comes back as ``{answer_key: text, verdict_key: verdict}`` (see :meth:`with_verdict`).
+    Messages with tool calls and no text pass untouched unless ``check_tool_calls``. ``threshold`` and
+    ``action`` override the protector's: per instance, per call (``invoke(x, threshold=0.9)``, ``.bind``) or
+    per config (``configurable_fields``). Models load on first use. Instances hold no per-call state: one
+    guard serves concurrent calls.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -94,6 +102,13 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
     metadata_key: str = "mllm_protector"
     event_name: str = "mllm_protector"
     check_tool_calls: bool = False
+    verdict_key: str | None = Field(None, min_length=1)
+    """Where the verdict goes for ``str`` and dict inputs (messages carry it in ``response_metadata``)."""
+
+    @model_validator(mode="after")
+    def _valid_settings(self) -> Self:
+        _ = self.settings  # the adapter settings' checks, e.g. distinct keys
+        return self
 
     @classmethod
     def from_config(
@@ -131,18 +146,28 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         config = config.model_copy(update={key: value for key, value in overrides.items() if value is not None})
         return to_yaml(config, self.settings)
 
+    def with_verdict(self, key: str = "mllm_protector") -> MLLMProtector:
+        """This guard with ``verdict_key=key``: ``str`` in, ``{answer_key: text, key: verdict}`` out; a dict input
+        gets ``key`` added. The verdict says whether the answer was checked (``checked``) and what was done."""
+        return type(self)(**{**dict(self), "verdict_key": key})
+
     def wrap(self, model: Runnable[Any, Any]) -> Runnable[Any, Any]:
         """The question-aware form: ``model``'s answer, guarded with the last human turn of its input.
 
         Wrap the chat model itself (``prompt | guard.wrap(chat_model)``) so the input is the conversation.
-        The result takes and returns what ``model`` does, with ``batch``, streaming and async. The inner model
-        is tagged :data:`UNCHECKED_TAG`: ``astream_events(..., exclude_tags=[UNCHECKED_TAG])`` hides its raw
-        tokens.
+        The result takes and returns what ``model`` does, with ``batch``, streaming and async. Every step that
+        sees the unchecked answer (the model, the step pairing it with the question, the guard's own input) is
+        tagged :data:`UNCHECKED_TAG`: ``astream_events(..., exclude_tags=[UNCHECKED_TAG])`` shows only checked
+        text, and the verdict events.
         """
-        inner = model.with_config(tags=[UNCHECKED_TAG])
-        pair = RunnableParallel({self.question_key: RunnablePassthrough(), self.answer_key: inner})
+        pair = RunnableParallel({self.question_key: RunnablePassthrough(), self.answer_key: model})
         answer = RunnableLambda(itemgetter(self.answer_key), name="answer")
-        return RunnableSequence(pair, self, answer, name=f"Protected{model.get_name()}")
+        return RunnableSequence(
+            pair.with_config(tags=[UNCHECKED_TAG]),
+            self.with_config(tags=[UNCHECKED_TAG]),
+            answer,
+            name=f"Protected{model.get_name()}",
+        )
 
     # --- Runnable interface ---
 
@@ -262,7 +287,7 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         outputs, events = self._rebuild(items, results, threshold, raised)
         for event, item_config in zip(events, config, strict=True):
             if event is not None:
-                dispatch_custom_event(self.event_name, event, config=item_config)
+                dispatch_custom_event(self.event_name, event, config=_verdict_config(item_config))
         return outputs
 
     async def _aguard(
@@ -284,7 +309,7 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         outputs, events = self._rebuild(items, results, threshold, raised)
         for event, item_config in zip(events, config, strict=True):
             if event is not None:
-                await adispatch_custom_event(self.event_name, event, config=item_config)
+                await adispatch_custom_event(self.event_name, event, config=_verdict_config(item_config))
         return outputs
 
     def _parse(self, value: Any) -> _Item | Exception:
@@ -297,6 +322,11 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
                         f"dict input lacks {', '.join(map(repr, missing))}: it needs {self.question_key!r} "
                         f"(the user's question) and {self.answer_key!r} (the model's answer); got keys "
                         f"{list(value)}. Set question_key= / answer_key= to read other keys"
+                    )
+                if self.verdict_key is not None and self.verdict_key in value:
+                    raise InvalidInputError(
+                        f"dict input already has the key {self.verdict_key!r}, where the verdict goes; "
+                        "set verdict_key= to a key the input does not use"
                     )
                 question = question_of(value[self.question_key], where=f"input[{self.question_key!r}]")
                 answer_value = value[self.answer_key]
@@ -314,6 +344,10 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
                     f"{self.question_key!r} and {self.answer_key!r}; got {type(value).__name__}{hint}"
                 )
             answer = answer_of(answer_value, check_tool_calls=self.check_tool_calls, where=where)
+            for text, name in ((question.text, "the question"), (answer.text if answer else "", where)):
+                problem = text_problem(text)
+                if problem:
+                    raise InvalidInputError(f"{name} is not valid text: {problem}; repair the text first")
         except InvalidInputError as error:
             return error
         return _Item(value, answer_value, question, answer)
@@ -339,11 +373,24 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
                 if raised and result.flagged:
                     outputs.append(HarmfulContentError([result]))
                     continue
-                answer = with_output(item.answer_value, result, verdict, metadata_key=self.metadata_key)
-                if isinstance(item.value, Mapping):
-                    answer = {**item.value, self.answer_key: answer}
-                outputs.append(answer)
+                outputs.append(self._output(item, result, verdict))
         return outputs, events
+
+    def _output(self, item: _Item, result: Result, verdict: dict[str, Any]) -> Any:
+        """The input rebuilt around the protector's output, with the verdict where the caller can see it."""
+        answer = with_output(item.answer_value, result, verdict, metadata_key=self.metadata_key)
+        if self.verdict_key is not None and isinstance(item.value, (str, Mapping)):
+            base = item.value if isinstance(item.value, Mapping) else {}
+            return {**base, self.answer_key: answer, self.verdict_key: verdict}
+        if not result.checked and isinstance(answer, str):
+            logger.warning(
+                "mllm-protector passed on an answer it could not check (%s) in a str, which carries no verdict; "
+                "set verdict_key= (or guard.with_verdict()) or pass an AIMessage to receive the verdict",
+                result.error,
+            )
+        if isinstance(item.value, Mapping):
+            return {**item.value, self.answer_key: answer}
+        return answer
 
     def _effective(self, threshold: float | None, action: Action | None) -> tuple[float, Action]:
         if threshold is None:
@@ -366,6 +413,16 @@ def _overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"MLLMProtector got unexpected keyword arguments {unknown}; it takes threshold= and action=")
     return {"threshold": kwargs.get("threshold"), "action": kwargs.get("action")}
+
+
+def _verdict_config(config: RunnableConfig) -> RunnableConfig:
+    """``config`` without :data:`UNCHECKED_TAG`: a verdict holds no text, so excluding that tag keeps it."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        callbacks = callbacks.copy()
+        callbacks.remove_tags([UNCHECKED_TAG])
+    tags = [tag for tag in config.get("tags") or [] if tag != UNCHECKED_TAG]
+    return {**config, "tags": tags, "callbacks": callbacks}
 
 
 def _raise_if_error(output: Any) -> Any:

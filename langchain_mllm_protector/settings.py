@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protector_models import ConfigError, ProtectorConfig
 from protector_models.config import describe_validation_error
@@ -37,6 +37,20 @@ class LangChainSettings(BaseModel):
         False,
         description="Also judge tool calls (name + JSON arguments); off: text-less tool calls pass as is.",
     )
+    verdict_key: str | None = Field(
+        None,
+        min_length=1,
+        description="str and dict input: add the verdict under this key (a str comes back as a dict); None: don't.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> Self:
+        keys = [self.question_key, self.answer_key, *([self.verdict_key] if self.verdict_key else [])]
+        if len(set(keys)) < len(keys):
+            raise ValueError(
+                f"question_key, answer_key and verdict_key must differ, got {keys}: one would overwrite another"
+            )
+        return self
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "langchain settings") -> Self:

@@ -11,15 +11,29 @@ from llama_index_mllm_protector.guarding import METADATA_KEY
 from llama_index_mllm_protector.postprocessor import MLLMProtectorPostprocessor, NodeAction
 from llama_index_mllm_protector.query_engine import ProtectedQueryEngine
 from llama_index_mllm_protector.rewriter import LlamaIndexRewriter
+from protector_models.errors import (
+    ConfigError,
+    HarmfulContentError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelRuntimeError,
+    ProtectorError,
+)
 
 __all__ = [
     "METADATA_KEY",
+    "ConfigError",
+    "HarmfulContentError",
+    "InvalidInputError",
     "LlamaIndexRewriter",
     "MLLMProtectorPostprocessor",
+    "ModelLoadError",
+    "ModelRuntimeError",
     "NodeAction",
     "ProtectedChatEngine",
     "ProtectedQueryEngine",
     "ProtectedStreamingChatResponse",
+    "ProtectorError",
     "ProtectorSource",
     "ProtectorVerdictEvent",
     "build_protector",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -24,7 +24,7 @@ from llama_index_mllm_protector.building import (
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.messages import UserTurn, memory_of, replace_last_answer, user_turn
 from llama_index_mllm_protector.streams import areplay, replay
-from protector_models import ConfigError, Pair, Protector, ProtectorConfig, Result
+from protector_models import ConfigError, HarmfulContentError, Pair, Protector, ProtectorConfig, Result
 from protector_models.config import Action, check_action, check_threshold
 
 logger = logging.getLogger(__name__)
@@ -48,8 +48,8 @@ class ProtectedChatEngine(BaseChatEngine):
     :class:`ProtectedStreamingChatResponse`, with sources and source nodes kept and the verdict under
     ``metadata["mllm_protector"]``. Streams are buffered: the whole answer is checked before anything is
     yielded, then the original chunks (benign) or the replacement (flagged) come out. When an answer is
-    replaced, the inner engine's memory gets the replacement too (``repair_history``), so the harmful text is
-    not fed back to the LLM on the next turn.
+    replaced, or raised with ``action="raise"``, the inner engine's memory gets the replacement (the refusal,
+    for ``raise``) too (``repair_history``), so the harmful text is not fed back to the LLM on the next turn.
     """
 
     def __init__(
@@ -165,12 +165,24 @@ class ProtectedChatEngine(BaseChatEngine):
     def _check(self, turn: UserTurn, answer: str) -> Result:
         pairs = [Pair(turn.question, answer)]
         kwargs: dict[str, Any] = {"threshold": self.threshold, "action": self.action, "images": [turn.images]}
-        return protect(self._protector, pairs, "response", **kwargs)[0]
+        try:
+            return protect(self._protector, pairs, "response", **kwargs)[0]
+        except HarmfulContentError as error:  # the caller gets the error; the memory must not keep the answer
+            self._repair(self._refused(error))
+            raise
 
     async def _acheck(self, turn: UserTurn, answer: str) -> Result:
         pairs = [Pair(turn.question, answer)]
         kwargs: dict[str, Any] = {"threshold": self.threshold, "action": self.action, "images": [turn.images]}
-        return (await aprotect(self._protector, pairs, "response", **kwargs))[0]
+        try:
+            return (await aprotect(self._protector, pairs, "response", **kwargs))[0]
+        except HarmfulContentError as error:
+            await self._arepair(self._refused(error))
+            raise
+
+    def _refused(self, error: HarmfulContentError) -> Result:
+        """The raised answer as the memory should keep it: refused."""
+        return replace(error.results[0], output=self._protector.refusal_text)
 
     def _repair(self, result: Result) -> bool | None:
         """Put the replacement into the inner engine's memory; None when nothing was replaced."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from protector_models.errors import InvalidInputError
-from protector_models.pairs import Pair
+from protector_models.pairs import Pair, text_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +47,33 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
             "re-encode the file as UTF-8"
         ) from None
     try:
-        record = json.loads(text)
+        record = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as error:
+        raise InvalidInputError(
+            f"{where} line {number}: key {error.args[0]!r} appears twice in one object; "
+            "JSON keeps only the last, so the first value would be lost: give each key once"
+        ) from None
     except json.JSONDecodeError as error:
         raise InvalidInputError(
             f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno})"
         ) from None
+    except RecursionError:
+        raise InvalidInputError(f"{where} line {number}: JSON nested too deeply to read") from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{where} line {number}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+class _DuplicateKeyError(ValueError):
+    """A JSON object names a key twice (``args[0]``)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKeyError(key)
+        record[key] = value
     return record
 
 
@@ -175,6 +195,9 @@ def _text(record: dict[str, Any], key: str, where: str, default: str | None = No
     value = record.get(key, default)
     if not isinstance(value, str):
         raise InvalidInputError(f"{where}: `{key}` must be text, got {type(value).__name__}")
+    problem = text_problem(value)
+    if problem:
+        raise InvalidInputError(f"{where}: `{key}` is not valid text: {problem}; fix the \\u escape")
     return value
 
 

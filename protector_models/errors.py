@@ -40,6 +40,10 @@ class HarmfulContentError(ProtectorError):
             "the unchanged results are in `.results`"
         )
 
+    def __reduce__(self) -> tuple[type[HarmfulContentError], tuple[list[Result]]]:
+        """Pickle by results (the default would rebuild from the message and fail), e.g. across processes."""
+        return type(self), (self.results,)
+
 
 class _ShortRepr(reprlib.Repr):
     def __init__(self) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from protector_models.data import LabelledPair
+from protector_models.errors import ModelRuntimeError
 from protector_models.metrics import BinaryMetrics, binary_metrics
 from protector_models.protector import Protector
 
@@ -33,7 +34,13 @@ def evaluate(protector: Protector, examples: Sequence[LabelledPair], threshold: 
     """Score every example with the protector's detector and compare with the labels."""
     threshold = protector.threshold if threshold is None else threshold
     verdicts = protector.check([e.pair for e in examples], threshold=threshold)
-    scores = [v.harm_score if v.harm_score is not None else float("nan") for v in verdicts]
+    unscored = [i for i, verdict in enumerate(verdicts) if verdict.harm_score is None]
+    if unscored:  # metrics over made-up scores would be wrong, whatever on_error allows in production
+        raise ModelRuntimeError(
+            f"the detector could not score {len(unscored)} of {len(verdicts)} pairs ({verdicts[unscored[0]].error}); "
+            "metrics need every score"
+        )
+    scores = [v.harm_score for v in verdicts if v.harm_score is not None]
     labels = [e.harmful for e in examples]
     return Evaluation(
         overall=binary_metrics(labels, scores, threshold),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -61,7 +62,7 @@ def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
     negatives = len(labels) - positives
     if not positives or not negatives:
         return None
-    ranked = sorted(zip(scores, labels, strict=True))
+    ranked = sorted(zip(_finite(scores), labels, strict=True))
     rank_sum, index = 0.0, 0
     while index < len(ranked):
         end = index
@@ -78,7 +79,7 @@ def average_precision(labels: Sequence[bool], scores: Sequence[float]) -> float 
     positives = sum(1 for y in labels if y)
     if not positives:
         return None
-    ranked = sorted(zip(scores, labels, strict=True), key=lambda item: -item[0])
+    ranked = sorted(zip(_finite(scores), labels, strict=True), key=lambda item: -item[0])
     hits, total = 0, 0.0
     for rank, (_, label) in enumerate(ranked, start=1):
         if label:
@@ -94,7 +95,7 @@ def best_f1_threshold(labels: Sequence[bool], scores: Sequence[float]) -> float:
     and the next one down, so tiny numeric drift (a merged adapter, another device) does not flip a verdict.
     """
     positives = sum(1 for y in labels if y)
-    ranked = sorted(zip(scores, labels, strict=True), key=lambda item: -item[0])
+    ranked = sorted(zip(_finite(scores), labels, strict=True), key=lambda item: -item[0])
     best_f1, best_threshold, tp, fp = -1.0, 0.5, 0, 0
     for index, (score, label) in enumerate(ranked):
         tp, fp = tp + label, fp + (not label)
@@ -122,7 +123,7 @@ def source_balanced_threshold(labels: Sequence[bool], scores: Sequence[float], s
     for label, source in zip(labels, sources, strict=True):
         (positives if label else negatives)[column[source]] += 1
     tp, fp = [0] * len(names), [0] * len(names)
-    ranked = sorted(zip(scores, labels, sources, strict=True), key=lambda item: -item[0])
+    ranked = sorted(zip(_finite(scores), labels, sources, strict=True), key=lambda item: -item[0])
     best_value, best_threshold = -1.0, 0.5
     for index, (score, label, source) in enumerate(ranked):
         counts = tp if label else fp
@@ -137,3 +138,14 @@ def source_balanced_threshold(labels: Sequence[bool], scores: Sequence[float], s
             lower = ranked[index + 1][0] if index + 1 < len(ranked) else score
             best_value, best_threshold = value, (score + lower) / 2
     return best_threshold
+
+
+def _finite(scores: Sequence[float]) -> Sequence[float]:
+    """``scores``, or a ValueError when one is NaN or infinite (ranking them would be meaningless, or hang)."""
+    bad = [i for i, score in enumerate(scores) if not math.isfinite(score)]
+    if bad:
+        raise ValueError(
+            f"{len(bad)} of {len(scores)} scores are NaN or infinite (first at position {bad[0]}): "
+            "the model's outputs overflowed or diverged"
+        )
+    return scores

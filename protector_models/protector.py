@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import numbers
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from protector_models.config import (
     DEFAULT_REFUSAL,
@@ -23,11 +24,19 @@ from protector_models.config import (
     load_config,
 )
 from protector_models.detector import ClassifierDetector, Detector
-from protector_models.errors import ConfigError, HarmfulContentError, ModelRuntimeError, ProtectorError
-from protector_models.pairs import Pair, PairLike, as_pairs
+from protector_models.errors import (
+    ConfigError,
+    HarmfulContentError,
+    ModelLoadError,
+    ModelRuntimeError,
+    ProtectorError,
+)
+from protector_models.pairs import Pair, PairLike, as_pairs, text_problem
 from protector_models.presets import DEFAULT_THRESHOLD, preset_dict
 from protector_models.results import Result, Verdict
 from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
+
+_T = TypeVar("_T")
 
 
 class Protector:
@@ -56,6 +65,15 @@ class Protector:
         check_action(action)
         if on_error not in ("raise", "block", "pass"):
             raise ConfigError(f"on_error must be one of raise, block, pass; got {on_error!r}")
+        if detector is not None and not isinstance(detector, Detector):
+            raise ConfigError(
+                f"a detector needs a score(pairs) -> list[float] method; got {type(detector).__name__} "
+                "(to load a model from a path, use Protector.from_config({'detector': {'model': {'source': path}}}))"
+            )
+        if rewriter is not None and not isinstance(rewriter, Rewriter):
+            raise ConfigError(f"a rewriter needs a rewrite(pairs) -> list[str] method; got {type(rewriter).__name__}")
+        if not isinstance(refusal_text, str) or text_problem(refusal_text):
+            raise ConfigError(f"refusal_text must be text (str), got {refusal_text!r:.60}")
         self.threshold = threshold
         self.action: Action = action
         self.refusal_text = refusal_text
@@ -107,7 +125,7 @@ class Protector:
         if self._detector is None:
             with self._lock:
                 if self._detector is None:
-                    self._detector = self._detector_factory()
+                    self._detector = _load("detector", self._detector_factory)
         return self._detector
 
     @property
@@ -116,7 +134,7 @@ class Protector:
         if self._rewriter_factory is not None:
             with self._lock:
                 if self._rewriter_factory is not None:
-                    self._rewriter = self._rewriter_factory()
+                    self._rewriter = _load("rewriter", self._rewriter_factory)
                     self._rewriter_factory = None
         return self._rewriter
 
@@ -189,21 +207,25 @@ class Protector:
     def _check(self, pairs: list[Pair], threshold: float) -> tuple[list[Verdict], float]:
         if not pairs:
             return [], 0.0
+        detector = self.detector  # a model that cannot load is a configuration error, whatever on_error says
         started = time.perf_counter()
         try:
-            scores = self.detector.score(pairs)
-            _check_scores(scores, len(pairs))
+            scores = _valid_scores(detector.score(pairs), len(pairs))
         except ProtectorError as error:
             if isinstance(error, ModelRuntimeError) and self.on_error != "raise":
-                return [Verdict(None, False, checked=False, error=str(error))] * len(pairs), 0.0
+                return self._unchecked(len(pairs), str(error)), 0.0
             raise
         except Exception as error:
             message = f"detector failed: {type(error).__name__}: {error}"
             if self.on_error == "raise":
                 raise ModelRuntimeError(message) from error
-            return [Verdict(None, False, checked=False, error=message)] * len(pairs), 0.0
+            return self._unchecked(len(pairs), message), 0.0
         detect_ms = (time.perf_counter() - started) * 1000 / len(pairs)
         return [Verdict(score, score >= threshold) for score in scores], detect_ms
+
+    def _unchecked(self, count: int, error: str) -> list[Verdict]:
+        """Verdicts for pairs the detector could not score: flagged under ``on_error="block"``."""
+        return [Verdict(None, self.on_error == "block", checked=False, error=error)] * count
 
     def _unrewritten(self, pair: Pair, verdict: Verdict, action: Action, detect_ms: float) -> Result:
         """The result before any rewriting: the original, a refusal, or the unchecked answer."""
@@ -241,17 +263,14 @@ class Protector:
         started = time.perf_counter()
         error = None
         try:
-            rewrites = self.rewriter.rewrite([pairs[i] for i in indices])
-            if len(rewrites) != len(indices):
-                raise ModelRuntimeError(f"rewriter returned {len(rewrites)} texts for {len(indices)} answers")
+            rewrites = _valid_rewrites(self.rewriter.rewrite([pairs[i] for i in indices]), len(indices))
         except Exception as failure:
             error = f"rewriter failed: {type(failure).__name__}: {failure}"
             if self.on_error == "raise":
                 raise ModelRuntimeError(error) from failure
             rewrites = [""] * len(indices)  # a known-harmful answer is never passed on: refuse instead
-        texts = [text if isinstance(text, str) and text.strip() else "" for text in rewrites]
-        empty = error or "rewriter returned an empty text; refused instead"
-        problems: list[str | None] = [None if text else empty for text in texts]
+        problems = [error or _rewrite_problem(text) for text in rewrites]
+        texts: list[str] = [text if problem is None else "" for text, problem in zip(rewrites, problems, strict=True)]
         if self.rescore_rewrites:
             self._rescore(pairs, indices, texts, problems, threshold)
         rewrite_ms = (time.perf_counter() - started) * 1000 / len(indices)
@@ -271,8 +290,9 @@ class Protector:
         if not todo:
             return
         try:
-            scores = self.detector.score([Pair(pairs[indices[k]].question, texts[k]) for k in todo])
-            _check_scores(scores, len(todo))
+            scores = _valid_scores(
+                self.detector.score([Pair(pairs[indices[k]].question, texts[k]) for k in todo]), len(todo)
+            )
         except Exception as failure:
             message = f"scoring the rewrite failed: {type(failure).__name__}: {failure}"
             if self.on_error == "raise":
@@ -291,12 +311,54 @@ class Protector:
         return check_action(override) or self.action
 
 
-def _check_scores(scores: Sequence[float], expected: int) -> None:
-    if len(scores) != expected:
-        raise ModelRuntimeError(f"detector returned {len(scores)} scores for {expected} pairs")
-    bad = [i for i, score in enumerate(scores) if not (math.isfinite(score) and 0.0 <= score <= 1.0)]
+def _valid_scores(scores: Any, expected: int) -> list[float]:
+    """The detector's scores as floats; a wrong count or a score that is no probability is a model fault."""
+    if isinstance(scores, (str, bytes, Mapping)) or not isinstance(scores, Iterable):
+        raise ModelRuntimeError(f"detector returned {type(scores).__name__}, not a list of {expected} scores")
+    values = list(scores)
+    if len(values) != expected:
+        raise ModelRuntimeError(f"detector returned {len(values)} scores for {expected} pairs")
+    bad = [i for i, value in enumerate(values) if not _is_probability(value)]
     if bad:
-        raise ModelRuntimeError(f"detector returned scores outside [0, 1] or not finite at positions {bad[:10]}")
+        raise ModelRuntimeError(
+            f"detector returned scores that are not finite numbers in [0, 1] at positions {bad[:10]} "
+            f"(e.g. {values[bad[0]]!r})"
+        )
+    return [float(value) for value in values]
+
+
+def _is_probability(value: object) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value) and 0.0 <= float(value) <= 1.0
+
+
+def _valid_rewrites(rewrites: Any, expected: int) -> list[Any]:
+    """The rewriter's texts as a list; a wrong count or a lone string is a model fault."""
+    if isinstance(rewrites, (str, bytes, Mapping)) or not isinstance(rewrites, Iterable):
+        raise ModelRuntimeError(f"rewriter returned {type(rewrites).__name__}, not a list of {expected} texts")
+    texts = list(rewrites)
+    if len(texts) != expected:
+        raise ModelRuntimeError(f"rewriter returned {len(texts)} texts for {expected} answers")
+    return texts
+
+
+def _rewrite_problem(text: object) -> str | None:
+    """Why a rewrite cannot be passed on (the answer is refused instead), or None when it can."""
+    if not isinstance(text, str):
+        return f"rewriter returned {type(text).__name__}, not text; refused instead"
+    if not text.strip():
+        return "rewriter returned an empty text; refused instead"
+    problem = text_problem(text)
+    return f"rewriter returned invalid text ({problem}); refused instead" if problem else None
+
+
+def _load(what: str, factory: Callable[[], _T]) -> _T:
+    """Call ``factory``; a failure that is not already one of ours becomes a :class:`ModelLoadError`."""
+    try:
+        return factory()
+    except ProtectorError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(f"loading the {what} failed: {type(error).__name__}: {error}") from error
 
 
 def _rewriter_factory(config: RewriterConfig, refusal_text: str) -> Callable[[], Rewriter]:

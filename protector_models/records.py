@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -12,17 +14,18 @@ from typing import IO, Any
 
 from protector_models.data import parse_json_line
 from protector_models.errors import InvalidInputError
-from protector_models.pairs import Pair
+from protector_models.pairs import Pair, text_problem
 
 OUTPUT_FIELDS = ("harm_score", "flagged", "action", "output")
+_JSON_SPACE = " \t\r\n"
 
 
 @dataclass(frozen=True, slots=True)
 class ScanRecord:
-    """One valid input record: its line number, its fields as given, and the pair to check."""
+    """One valid input record: its line number, its JSON text as read, and the pair to check."""
 
     line: int
-    fields: dict[str, Any]
+    text: str
     pair: Pair
 
 
@@ -32,35 +35,52 @@ def parse_records(lines: Iterable[bytes], where: str) -> Iterator[ScanRecord | I
         if not raw.strip():
             continue
         try:
-            yield _to_record(parse_json_line(raw, number, where), number, where)
+            yield _to_record(raw, number, where)
         except InvalidInputError as error:
             yield error
 
 
-def _to_record(fields: dict[str, Any], number: int, where: str) -> ScanRecord:
+def _to_record(raw: bytes, number: int, where: str) -> ScanRecord:
+    fields = parse_json_line(raw, number, where)
     if "answer" not in fields:
         raise InvalidInputError(f"{where} line {number}: missing the `answer` field")
     question, answer = fields.get("question", ""), fields["answer"]
     for name, value in (("question", question), ("answer", answer)):
         if not isinstance(value, str):
             raise InvalidInputError(f"{where} line {number}: `{name}` must be a string, got {type(value).__name__}")
+        problem = text_problem(value)
+        if problem:
+            raise InvalidInputError(
+                f"{where} line {number}: `{name}` is not valid text: {problem} (a \\u escape of half a "
+                "surrogate pair); fix the escape"
+            )
     taken = [name for name in OUTPUT_FIELDS if name in fields]
     if taken:
         raise InvalidInputError(
             f"{where} line {number}: already has field(s) {', '.join(taken)}, which scan writes; "
             "rename them so nothing you gave is overwritten"
         )
-    return ScanRecord(number, fields, Pair(question, answer))
+    return ScanRecord(number, raw.decode("utf-8").strip(_JSON_SPACE), Pair(question, answer))
+
+
+def result_line(record: ScanRecord, added: dict[str, Any]) -> str:
+    """The record's JSON text exactly as read, with ``added`` fields appended: nothing the user gave changes."""
+    body = record.text[:-1].rstrip(_JSON_SPACE)  # the object without its closing brace; it has an answer
+    fields = json.dumps(added, ensure_ascii=False)
+    if text_problem(fields):  # a lone surrogate in a rewrite or refusal: escape it rather than fail to write
+        fields = json.dumps(added)
+    return f"{body}, {fields[1:]}\n"
 
 
 @contextmanager
 def atomic_output(path: str) -> Iterator[IO[str]]:
-    """Write to ``path`` through a temporary file renamed into place on success; ``-`` is stdout."""
+    """Write through a temporary file, moved into place (or copied to stdout, for ``-``) only on success."""
     if path == "-":
-        import sys
-
-        yield sys.stdout
-        sys.stdout.flush()
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as buffer:
+            yield buffer
+            buffer.seek(0)
+            shutil.copyfileobj(buffer, sys.stdout)
+            sys.stdout.flush()
         return
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +94,3 @@ def atomic_output(path: str) -> Iterator[IO[str]]:
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)
         raise
-
-
-def dump_line(fields: dict[str, Any]) -> str:
-    """One JSON Lines row, UTF-8 kept readable."""
-    return json.dumps(fields, ensure_ascii=False) + "\n"

@@ -13,7 +13,11 @@ ActionTaken = Literal["none", "annotate", "refuse", "detoxify", "block", "unchec
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The detector's judgement of one pair. ``harm_score`` is P(harmful), None when it could not be scored."""
+    """The detector's judgement of one pair. ``harm_score`` is P(harmful), None when it could not be scored.
+
+    A pair the detector could not score has ``checked=False`` and counts as ``flagged`` under
+    ``on_error="block"`` (not under ``"pass"``).
+    """
 
     harm_score: float | None
     flagged: bool

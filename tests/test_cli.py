@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def test_scan_writes_every_record_with_its_fields_and_verdict(tmp_path: Path, co
     assert harmful["harm_score"] > 0.5
     assert {k: benign[k] for k in BENIGN} == BENIGN
     assert (benign["flagged"], benign["action"], benign["output"]) == (False, "none", BENIGN["answer"])
-    assert "scanned 2 records: 1 flagged, 0 skipped" in result.stderr
+    assert "scanned 2 records: 1 flagged, 0 unchecked, 0 skipped" in result.stderr
 
 
 def test_scan_reads_stdin_and_writes_stdout(config_file: Path):
@@ -66,8 +67,17 @@ def test_threshold_option_overrides_the_config(tmp_path: Path, config_file: Path
         (b'{"question": "q"}', "in.jsonl line 2: missing the `answer` field"),
         (b'{"answer": 42}', "in.jsonl line 2: `answer` must be a string, got int"),
         (b'{"question": ["x"], "answer": "a"}', "in.jsonl line 2: `question` must be a string, got list"),
-        (b'{"answer": "caf\xe9"}', "in.jsonl line 2: not valid UTF-8 (byte 0xe9 at column 16)"),
-        (b'{"answer": "a", "output": "mine"}', "line 2: already has field(s) output, which scan writes"),
+        (b'{"answer": "caf\xe9"}', r"in.jsonl line 2: not valid UTF-8 \(byte 0xe9 at column 16\)"),
+        (b'{"answer": "a", "output": "mine"}', r"line 2: already has field\(s\) output, which scan writes"),
+        (b'{"answer": "ok \\ud800"}', "in.jsonl line 2: `answer` is not valid text: it holds a lone surrogate"),
+        (b'{"question": "\\udc00", "answer": "a"}', "line 2: `question` is not valid text: .* at character 0"),
+        (b'{"answer": "first mix the poison", "answer": "cake"}', "line 2: key 'answer' appears twice in one object"),
+        (b'{"answer": "a", "meta": {"k": 1, "k": 2}}', "line 2: key 'k' appears twice"),
+        pytest.param(
+            b'{"answer": "a", "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "line 2: JSON nested too deeply",
+            id="deeply-nested",
+        ),
     ],
 )
 def test_a_bad_line_stops_the_run_and_leaves_no_output(tmp_path: Path, config_file: Path, line: bytes, message: str):
@@ -75,8 +85,9 @@ def test_a_bad_line_stops_the_run_and_leaves_no_output(tmp_path: Path, config_fi
     output = tmp_path / "out.jsonl"
     result = runner.invoke(app, ["scan", str(source), "-o", str(output), "--config", str(config_file)])
     assert result.exit_code == 2
-    assert message in result.stderr
+    assert re.search(message, result.stderr), result.stderr
     assert "--skip-invalid" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not output.exists()
     assert list(tmp_path.glob(".out.jsonl*")) == []
 
@@ -90,7 +101,7 @@ def test_skip_invalid_goes_on_and_lists_what_it_skipped(tmp_path: Path, config_f
     assert result.exit_code == 0, result.output
     assert "skipped: in.jsonl line 1: not valid JSON" in result.stderr
     assert "skipped: in.jsonl line 3: `answer` must be a string, got NoneType" in result.stderr
-    assert "1 records: 0 flagged, 2 skipped" in result.stderr
+    assert "1 records: 0 flagged, 0 unchecked, 2 skipped" in result.stderr
     assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == [2]
 
 

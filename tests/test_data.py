@@ -98,3 +98,19 @@ def test_ranking_loss_rewards_the_worse_answer_scoring_higher():
     assert right_order < ranking_loss(better, worse)
     assert right_order.item() == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor([4.0, 2.0])).mean().item())
     assert ranking_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(0.6931, abs=1e-4)
+
+
+def test_a_label_given_twice_is_an_error_not_the_last_one(tmp_path: Path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"question": "q", "answer": "a", "harmful": true}\n{"answer": "a", "harmful": true, "harmful": false}\n'
+    )
+    with pytest.raises(InvalidInputError, match=r"d\.jsonl line 2: key 'harmful' appears twice in one object"):
+        read_labelled(path)
+
+
+def test_a_lone_surrogate_escape_is_an_error_with_its_line(tmp_path: Path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"question": "q", "answer": "a", "harmful": true}\n{"answer": "a\\ud800", "harmful": true}\n')
+    with pytest.raises(InvalidInputError, match=r"d\.jsonl line 2: `answer` is not valid text: it holds a lone"):
+        read_labelled(path)

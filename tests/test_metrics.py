@@ -46,3 +46,9 @@ def test_curve_points_walk_thresholds_from_high_to_low():
     assert recalls == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1])
     assert fprs == pytest.approx([0, 0, 0, 1 / 3, 1 / 3, 2 / 3, 1])
     assert precisions[3] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("metric", [auroc, average_precision, best_f1_threshold])
+def test_a_nan_score_is_an_error_not_a_hang(metric):
+    with pytest.raises(ValueError, match=r"1 of 3 scores are NaN or infinite \(first at position 1\)"):
+        metric([True, False, True], [0.9, float("nan"), 0.2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 
 import pytest
@@ -10,11 +11,15 @@ from protector_models import (
     ConfigError,
     HarmfulContentError,
     InvalidInputError,
+    ModelLoadError,
     ModelRuntimeError,
     Pair,
     Protector,
 )
 from protector_models.config import DEFAULT_REFUSAL
+from protector_models.data import LabelledPair
+from protector_models.evaluation import evaluate
+from protector_models.testing import save_tiny_classifier
 
 HARMFUL = ("how do i make it", "first mix the poison and use it")
 BENIGN = ("what should i do", "  here is some cake\u00a0and bread\n\tfor you \U0001f35e ")
@@ -129,7 +134,7 @@ def test_on_error_pass_marks_answers_unchecked():
 
 
 def test_a_non_finite_score_is_a_failure_not_a_pass():
-    with pytest.raises(ModelRuntimeError, match="not finite"):
+    with pytest.raises(ModelRuntimeError, match="not finite numbers in"):
         Protector(NaNDetector()).protect([BENIGN])
     (result,) = Protector(NaNDetector(), on_error="block").protect([BENIGN])
     assert result.action == "block"
@@ -168,11 +173,22 @@ def test_empty_rewrite_falls_back_to_refusal(protector: Protector):
         ([("only one",)], "pair 0: expected Pair"),
         ("a string", "got a single value"),
         ([{"question": "q", "answer": "a"}], "pair 0: expected Pair"),
+        ([BENIGN, ("q", "ok \ud800")], r"pair 1: answer is not valid text: it holds a lone surrogate '\\ud800' at "),
+        ([("\udfff", "a")], "pair 0: question is not valid text: .* at character 0, which is not Unicode"),
+        (None, r"expected a list of \(question, answer\) pairs, got NoneType None; pass a list of pairs"),
+        (5, r"got int 5; pass a list of pairs, e.g. \[\(question, answer\)\]"),
+        (("q", "a"), r"got one tuple of 2 strings .*, not a list of pairs; pass a list of pairs, e.g. \[\("),
+        (["q", "a"], "got one list of 2 strings"),
+        ({"question": "q", "answer": "a"}, "got a mapping"),
+        (Pair("q", "a"), "got a single Pair"),
     ],
 )
 def test_bad_pairs_are_rejected_before_any_model_runs(pairs, message):
+    protector = Protector(FailingDetector(), on_error="pass")
     with pytest.raises(InvalidInputError, match=message):
-        Protector(FailingDetector(), on_error="pass").protect(pairs)
+        protector.protect(pairs)
+    with pytest.raises(InvalidInputError, match=message):
+        protector.check(pairs)
 
 
 def test_constructor_validates_policy():
@@ -197,3 +213,45 @@ def test_models_load_lazily(detector_config: dict):
     assert protector._detector is None
     protector.check([BENIGN])
     assert protector._detector is not None
+
+
+def test_a_model_that_cannot_load_raises_whatever_on_error(tmp_path):
+    three = save_tiny_classifier(tmp_path / "three-labels", num_labels=3)
+    config = {"detector": {"model": {"source": str(three)}}, "on_error": "pass"}
+    with pytest.raises(ModelLoadError, match=r"loading the detector failed: .*1- or 2-output head"):
+        Protector.from_config(config).protect([HARMFUL])  # not a batch of `unchecked` answers
+
+
+def test_a_rewriter_that_cannot_load_raises_whatever_on_error(tmp_path, detector_config: dict):
+    rewriter = {"kind": "causal_lm", "model": {"source": str(tmp_path / "nowhere")}}
+    protector = Protector.from_config({**detector_config, "rewriter": rewriter, "on_error": "block"})
+    assert protector.protect([BENIGN])[0].output == BENIGN[1]  # nothing to rewrite: the rewriter is not needed
+    with pytest.raises(ModelLoadError, match="nowhere"):
+        protector.protect([HARMFUL])  # not a silent refusal
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"detector": "models/detector"}, r"a detector needs a score\(pairs\) .* got str .*Protector.from_config"),
+        ({"rewriter": "models/detoxifier"}, r"a rewriter needs a rewrite\(pairs\) -> list\[str\] method; got str"),
+        ({"refusal_text": None}, r"refusal_text must be text \(str\), got None"),
+    ],
+)
+def test_the_constructor_rejects_what_would_fail_later(arguments: dict, message: str):
+    with pytest.raises(ConfigError, match=message):
+        Protector(on_error="pass", **arguments)
+
+
+def test_harmful_content_error_survives_pickling(detector_config: dict):
+    with pytest.raises(HarmfulContentError) as caught:
+        Protector.from_config({**detector_config, "action": "raise"}).protect([BENIGN, HARMFUL])
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert copy.results == caught.value.results
+    assert str(copy) == str(caught.value)
+
+
+def test_evaluation_refuses_unscored_pairs():
+    examples = [LabelledPair(*HARMFUL, harmful=True), LabelledPair(*BENIGN, harmful=False)]
+    with pytest.raises(ModelRuntimeError, match=r"could not score 2 of 2 pairs .*CUDA out of memory.*every score"):
+        evaluate(Protector(FailingDetector(), on_error="pass"), examples)

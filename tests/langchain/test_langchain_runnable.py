@@ -155,8 +155,8 @@ async def test_raw_tokens_appear_in_events_unless_excluded(guard, refusal):
 
     hidden = [e async for e in wrapped().astream_events(QUESTION, version="v2", exclude_tags=[UNCHECKED_TAG])]
     assert not [e for e in hidden if e["event"] == "on_chat_model_stream"]
-    ends = [e for e in hidden if e["event"] == "on_chain_end" and e["name"] == "MLLMProtector"]
-    assert ends[0]["data"]["output"]["answer"].content == refusal
+    ends = [e for e in hidden if e["event"] == "on_chain_end" and e["name"] == "ProtectedGenericFakeChatModel"]
+    assert ends[0]["data"]["output"].content == refusal
 
 
 def test_callbacks_see_a_nested_run_and_the_event(guard):

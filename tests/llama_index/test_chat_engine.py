@@ -15,7 +15,7 @@ from llama_index_mllm_protector import (
     ProtectedChatEngine,
     ProtectedStreamingChatResponse,
 )
-from protector_models import ConfigError, InvalidInputError, Pair, Protector
+from protector_models import ConfigError, HarmfulContentError, InvalidInputError, Pair, Protector
 
 KEY = "mllm_protector"
 BENIGN_ANSWER = "here is some cake and bread, with music "
@@ -133,3 +133,16 @@ def test_reset_and_bad_input(protector: Protector) -> None:
         engine.chat(42)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="chat_history must hold ChatMessage"):
         engine.chat(QUESTION, chat_history=["hello"])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("method", ["chat", "achat", "stream_chat", "astream_chat"])
+async def test_action_raise_keeps_the_harmful_answer_out_of_the_memory(protector: Protector, method: str) -> None:
+    engine = guarded(protector, HARMFUL, action="raise")
+
+    async def call() -> object:
+        result = getattr(engine, method)(QUESTION)
+        return await result if method.startswith("a") else result
+
+    with pytest.raises(HarmfulContentError):
+        await call()
+    assert last_answer(engine) == protector.refusal_text  # not fed back to the LLM on the next turn
