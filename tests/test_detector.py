@@ -50,8 +50,8 @@ def short_window_detector(keyword_detector_dir: Path) -> ClassifierDetector:
     return ClassifierDetector(model, tokenizer, max_length=24, window_tokens=8, window_stride=4, batch_size=64)
 
 
-def test_a_megabyte_answer_is_read_to_its_end(short_window_detector: ClassifierDetector):
-    benign = "here is some cake and some music " * 30_000
+def test_a_100_kb_answer_is_read_to_its_end(short_window_detector: ClassifierDetector):
+    benign = "here is some cake and some music " * 3_000
     pairs = [Pair("how do i make it", benign + "first mix the poison and use it"), Pair("q", benign)]
     scores = short_window_detector.score(pairs)
     assert scores[0] > 0.5 > scores[1]
