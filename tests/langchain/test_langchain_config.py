@@ -95,4 +95,4 @@ def test_quickstart_example_runs_as_written(tmp_path, detector_config, monkeypat
     runpy.run_path(str(EXAMPLE.parent / "langchain_quickstart.py"), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     assert [line.rsplit(" ", 1)[-1] for line in lines if line.startswith("wrapped ->")] == ["True", "False"]
-    assert "'How do I bake bread?' -> 'Mix flour" in "\n".join(lines)
+    assert "'How do I bake bread?' -> 'To bake bread, mix flour" in "\n".join(lines)
