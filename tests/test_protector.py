@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -106,7 +107,7 @@ def test_per_call_threshold_and_action_override(protector: Protector):
     (annotated,) = protector.protect([HARMFUL], action="pass")
     assert annotated.output == HARMFUL[1]
     assert annotated.action == "annotate"
-    with pytest.raises(ConfigError, match="threshold must be a number within"):
+    with pytest.raises(ConfigError, match=re.escape("threshold: must be a number within [0, 1] (got 2)")):
         protector.protect([HARMFUL], threshold=2)
     with pytest.raises(ConfigError, match="action must be one of"):
         protector.protect([HARMFUL], action="explode")  # type: ignore[arg-type]
