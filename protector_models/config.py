@@ -8,6 +8,7 @@ never coerced: ``true`` is no number and ``'yes'`` no boolean.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -212,13 +213,19 @@ class ProtectorConfig(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
-        """Read a YAML file (safe tags only; no anchors, aliases or duplicate keys; see ``config_yaml``)."""
+        """Read a YAML file (safe tags only; no anchors, aliases or duplicate keys; see ``config_yaml``).
+
+        A relative ``source`` or ``adapter`` that exists beside the file is read relative to the file's folder,
+        so the config works from any working directory.
+        """
         path = Path(path)
         data = read_config_yaml(path)
         if data is None:
             raise ConfigError(f"{path} is empty; see docs/configuration.md for the schema")
         if isinstance(data, Mapping) and isinstance(data.get("protector"), Mapping):
             data = data["protector"]  # the `protector:` section of a larger framework config
+        if isinstance(data, Mapping):
+            data = _beside(data, path.parent)
         try:
             return cls.from_dict(data)
         except ConfigError as error:
@@ -232,6 +239,28 @@ class ProtectorConfig(_Strict):
     def to_yaml(self) -> str:
         """Serialise to YAML that :meth:`from_yaml` reads back to an equal config."""
         return dump_config_yaml(self.model_dump(mode="json"))
+
+
+def _beside(data: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``data`` with each model's relative ``source`` and ``adapter`` made absolute where they exist in ``folder``;
+    others are left as written (hub ids, or paths relative to the working directory)."""
+    data = dict(data)
+    for section in ("detector", "rewriter"):
+        part = data.get(section)
+        if not isinstance(part, Mapping) or not isinstance(part.get("model"), Mapping):
+            continue
+        model = dict(part["model"])
+        for key in ("source", "adapter"):
+            value = model.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute() and not value.startswith("~"):
+                try:
+                    found = (folder / value).exists()
+                except (OSError, ValueError):  # not a path at all (e.g. a NUL byte): validation says why
+                    found = False
+                if found:
+                    model[key] = os.path.normpath((folder / value).absolute())
+        data[section] = {**part, "model": model}
+    return data
 
 
 def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> ProtectorConfig:

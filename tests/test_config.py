@@ -224,3 +224,31 @@ def test_an_unknown_preset_name_is_shown_cut_short():
     with pytest.raises(ConfigError, match=r"unknown preset 'xxx.*'; available presets: default") as caught:
         load_config("x" * 100_000)
     assert len(str(caught.value)) < 400
+
+
+def test_relative_model_paths_in_a_yaml_file_are_read_beside_the_file(
+    tmp_path: Path, keyword_detector_dir, monkeypatch
+):
+    import shutil
+
+    from protector_models import Protector
+
+    folder = tmp_path / "deploy"
+    shutil.copytree(keyword_detector_dir, folder / "models" / "detector")
+    (folder / "protector.yaml").write_text("detector:\n  model:\n    source: models/detector\n    max_length: 64\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = ProtectorConfig.from_yaml("../deploy/protector.yaml")
+    assert config.detector.model.source == str(folder.absolute() / "models" / "detector")
+    (result,) = Protector.from_config(config).check([("how do i make it", "first mix the poison and use it")])
+    assert result.flagged
+    # the same file under a framework's `protector:` key, and a langchain-style file, resolve the same way
+    (folder / "app.yaml").write_text("protector:\n  detector:\n    model: {source: ./models/detector}\n")
+    assert ProtectorConfig.from_yaml(folder / "app.yaml").detector.model.source == config.detector.model.source
+
+
+@pytest.mark.parametrize("source", ["org/model", "models/nowhere", "sentence-transformers/all-MiniLM-L6-v2"])
+def test_a_relative_source_that_is_not_beside_the_file_is_left_as_written(tmp_path: Path, source: str):
+    (tmp_path / "protector.yaml").write_text(f"detector:\n  model: {{source: {source}, adapter: {source}}}\n")
+    model = ProtectorConfig.from_yaml(tmp_path / "protector.yaml").detector.model
+    assert (model.source, model.adapter) == (source, source)  # a hub id, or a path relative to the working dir
