@@ -290,9 +290,7 @@ def check_threshold(value: float | None, name: str = "threshold") -> float | Non
 def check_action(value: str | None) -> Action | None:
     """An action override: None, or one of :data:`ACTIONS`."""
     if value is not None and value not in ACTIONS:
-        raise ConfigError(
-            f"action must be one of {', '.join(ACTIONS)} (or None for the configured one); got {shown(value)}"
-        )
+        raise ConfigError(f"action: must be one of {', '.join(ACTIONS)} (got {shown(value)})")
     return value
 
 
@@ -335,7 +333,8 @@ def describe_validation_error(
         elif item["type"] in _BOUNDS and parent and item["loc"] and str(item["loc"][-1]) in parent.model_fields:
             message = _bounds(parent.model_fields[str(item["loc"][-1])]) or message
         value = item.get("input")
-        got = "" if item["type"] == "value_error" and isinstance(value, Mapping) else f" (got {shown(value)})"
+        whole = item["type"] == "missing" or (item["type"] == "value_error" and isinstance(value, Mapping))
+        got = "" if whole else f" (got {shown(value)})"  # not the whole section around a missing key
         lines.append(f"  {path or '<root>'}: {message}{got}")
     if error.error_count() > _MAX_PROBLEMS:
         lines.append(f"  ... and {error.error_count() - _MAX_PROBLEMS} more")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from protector_models.errors import InvalidInputError, shown
 from protector_models.pairs import Pair, text_problem
@@ -32,9 +32,11 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line_number, record)`` for each non-blank line; a line that is not a JSON object is an error, and so
     is a JSON document spread over lines (see :func:`check_json_lines`)."""
     path = Path(path)
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         first = True
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(BOM)
             if raw.strip():
                 if first:
                     check_json_lines(raw, path.name)
@@ -42,10 +44,22 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield number, parse_json_line(raw, number, path.name)
 
 
+BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte-order mark, which editors on Windows put at the start of a file: skipped on line 1."""
+
+
+def open_input(path: Path) -> BinaryIO:
+    """``path`` opened for reading bytes, or an :class:`InvalidInputError` that names it and says why not."""
+    try:
+        return path.open("rb")
+    except OSError as error:
+        raise InvalidInputError(f"cannot read {path}: {error.strerror or error}") from None
+
+
 def check_json_lines(first_line: bytes, where: str) -> None:
     """Refuse input whose first non-blank line opens a JSON array, or a JSON object spread over several lines:
     it is a ``.json`` document, not JSON Lines, and no line of it is a record."""
-    start = first_line.strip().removeprefix(b"\xef\xbb\xbf").lstrip()
+    start = first_line.strip()
     if start.startswith(b"["):
         found, jq, python = "a JSON array", "'.[]'", "for r in json.load(sys.stdin)"
     elif start == b"{":
@@ -75,7 +89,7 @@ def missing_answer(where: str, record: dict[str, Any], question_key: str, answer
             ("question-key", _QUESTION_NAMES, question_key),
             ("answer-key", _ANSWER_NAMES, answer_key),
         )
-        for name in [next((k for k in keys if k in names), None)]
+        for name in [next((k for k in keys if k in names or k.casefold() == key.casefold()), None)]
         if name is not None and key not in record
     ]
     hint = " ".join(options) if options else "--answer-key KEY (and --question-key KEY)"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from protector_models.data import check_json_lines, missing_answer, parse_json_line
+from protector_models.data import BOM, check_json_lines, missing_answer, parse_json_line
 from protector_models.errors import InvalidInputError
 from protector_models.pairs import Pair, text_problem
 
@@ -39,6 +39,8 @@ def parse_records(
     """
     first = True
     for number, raw in enumerate(lines, start=1):
+        if number == 1:
+            raw = raw.removeprefix(BOM)
         if not raw.strip():
             continue
         if first:

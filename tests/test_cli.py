@@ -131,7 +131,7 @@ def test_a_missing_model_is_reported(tmp_path: Path):
 def test_missing_input_file_and_conflicting_options(tmp_path: Path, config_file: Path):
     result = runner.invoke(app, ["scan", str(tmp_path / "absent.jsonl"), "-o", "-", "--config", str(config_file)])
     assert result.exit_code == 2
-    assert "No such file" in result.stderr
+    assert f"error: cannot read {tmp_path / 'absent.jsonl'}: No such file or directory\n" == result.stderr
     result = runner.invoke(app, ["scan", "-", "-o", "-", "--config", str(config_file), "--preset", "default"])
     assert result.exit_code == 2
     assert "not both" in result.stderr
@@ -344,11 +344,13 @@ def test_help_fits_80_columns_and_says_what_the_defaults_are():
         result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
         assert result.exit_code == 0, result.output
         assert max(map(len, result.stdout.splitlines())) <= 80, result.stdout
-    scan_help = " ".join(runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "80"}).stdout.split())
+        assert "\u2026" not in result.stdout  # nothing cut short with an ellipsis
+    raw = runner.invoke(app, ["scan", "--help"], env={"COLUMNS": "80"}, terminal_width=80).stdout
+    assert "stops the run before any model loads" in raw  # paragraphs rewrapped, no stray line breaks
+    scan_help = " ".join(raw.split())
     assert "--threshold <float> Flag answers whose harm score (0 to 1) is at or above this." in scan_help
     assert "Default: the config's or preset's (0.6289 for `default`)" in scan_help
     assert "--batch-size <int range> Inputs (answer windows) per detector forward pass." in scan_help
-    assert "A bad line stops the run before any model loads" in scan_help  # paragraphs rewrapped, no stray breaks
 
 
 def test_version():
@@ -387,3 +389,25 @@ def test_a_bad_device_or_threshold_reads_the_same_from_the_cli_and_python(tmp_pa
     for build in (lambda: Protector(threshold=2), lambda: ProtectorConfig.from_preset("default", threshold=2)):
         with pytest.raises(ConfigError, match=re.escape("threshold: must be a number within [0, 1] (got 2)")):
             build()
+
+
+def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path: Path, config_file: Path):
+    """Files saved by Windows editors: a UTF-8 BOM before line 1 and CRLF line ends."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xef\xbb\xbf" + json.dumps(HARMFUL).encode() + b"\r\n" + json.dumps(BENIGN).encode() + b"\r\n")
+    result = runner.invoke(app, ["scan", str(source), "-o", "-", "--config", str(config_file)])
+    assert result.exit_code == 0, result.output
+    first, second = result.stdout.splitlines()
+    assert first.startswith(json.dumps(HARMFUL)[:-1])  # the record as given, without the mark
+    assert [json.loads(first)["flagged"], json.loads(second)["flagged"]] == [True, False]
+    labelled = tmp_path / "dev.jsonl"
+    labelled.write_bytes(b"\xef\xbb\xbf" + json.dumps({"answer": "first mix the poison", "harmful": True}).encode())
+    result = runner.invoke(app, ["eval", str(labelled), "--config", str(config_file), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["overall"]["tp"] == 1
+
+
+def test_a_key_that_differs_only_in_case_is_suggested(tmp_path: Path, config_file: Path):
+    source = write_lines(tmp_path / "in.jsonl", json.dumps({"Question": "q", "Answer": "here is some cake"}))
+    result = runner.invoke(app, ["scan", str(source), "-o", "-", "--config", str(config_file)])
+    assert "name it: --question-key Question --answer-key Answer" in result.stderr

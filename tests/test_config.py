@@ -79,6 +79,12 @@ def test_unknown_key_inside_a_rewriter_variant_lists_that_variants_keys():
     assert "max_new_tokens" in str(caught.value)
 
 
+def test_a_missing_section_is_named_without_echoing_its_parent():
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({"threshold": 0.5})
+    assert str(caught.value) == "invalid protector config (1 problem):\n  detector: Field required"
+
+
 def test_config_must_be_a_mapping():
     with pytest.raises(ConfigError, match="must be a mapping, got list"):
         ProtectorConfig.from_dict([1, 2])  # type: ignore[arg-type]

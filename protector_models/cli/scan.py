@@ -23,6 +23,7 @@ from protector_models.cli.options import (
     build_config,
     fail,
 )
+from protector_models.data import open_input
 from protector_models.errors import HarmfulContentError, InvalidInputError, ModelRuntimeError, ProtectorError
 from protector_models.protector import Protector
 from protector_models.records import ScanRecord, atomic_output, parse_records, result_line
@@ -166,7 +167,7 @@ def _read(
     if input_path == "-":
         lines = sys.stdin.buffer.read().splitlines(keepends=True)
     else:
-        with Path(input_path).open("rb") as handle:
+        with open_input(Path(input_path)) as handle:
             lines = handle.readlines()
     records, skipped = [], []
     for item in parse_records(lines, where, question_key=question_key, answer_key=answer_key):
