@@ -238,7 +238,7 @@ def test_an_array_on_stdin_is_refused_too(config_file: Path):
     [
         (b"", [], "it holds no records"),
         (b"\n\n", [], "it holds no records"),
-        (b"{bad\n" + b'{"question": "q"}\n', ["--skip-invalid"], "all 2 lines are invalid (listed above)"),
+        (b"{bad\n" + b'{"question": "q"}\n', ["--skip-invalid"], "every line is invalid (2 skipped, listed above)"),
     ],
 )
 def test_scanning_nothing_is_a_failure(tmp_path: Path, config_file: Path, content, skip, why):

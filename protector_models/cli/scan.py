@@ -179,7 +179,7 @@ def _read(
         else:
             raise InvalidInputError(f"{item} (use --skip-invalid to skip bad lines)")
     if not records:
-        why = f"all {len(skipped)} lines are invalid (listed above)" if skipped else "it holds no records"
+        why = f"every line is invalid ({len(skipped)} skipped, listed above)" if skipped else "it holds no records"
         raise InvalidInputError(f"nothing to scan in {where}: {why}; nothing was written")
     return records, skipped
 
