@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from protector_models import ClassifierDetector, Protector
+from protector_models import ClassifierDetector, Protector, ProtectorError
 from protector_models.cli.evaluate import HEADER, metrics_row
 from protector_models.data import LabelledPair, read_labelled
 from protector_models.evaluation import evaluate
@@ -88,4 +88,7 @@ def _pct(value: float | None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ProtectorError as error:  # bad data or config: the message says what and where, no traceback
+        sys.exit(f"error: {error}")

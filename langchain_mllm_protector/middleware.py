@@ -15,7 +15,8 @@ try:
     from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 except ImportError as error:
     raise ImportError(
-        "MLLMProtectorMiddleware needs the `langchain` package (create_agent): pip install 'mllm-protector[agents]'"
+        "MLLMProtectorMiddleware needs the `langchain` package (create_agent): pip install 'langchain>=1.0,<2' "
+        "(or, in a clone of mllm-protector, pip install '.[agents]')"
     ) from error
 
 

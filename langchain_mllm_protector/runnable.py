@@ -26,7 +26,7 @@ from langchain_core.runnables import (
     RunnableSequence,
     RunnableSerializable,
 )
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from langchain_mllm_protector.messages import (
     NO_QUESTION,
@@ -38,7 +38,7 @@ from langchain_mllm_protector.messages import (
     verdict_of,
     with_output,
 )
-from langchain_mllm_protector.settings import LangChainSettings, read_yaml, to_yaml
+from langchain_mllm_protector.settings import LangChainSettings, distinct_keys, read_yaml, to_yaml
 from protector_models import (
     ConfigError,
     HarmfulContentError,
@@ -48,7 +48,7 @@ from protector_models import (
     Result,
     Rewriter,
 )
-from protector_models.config import Action
+from protector_models.config import Action, describe_validation_error
 from protector_models.pairs import text_problem
 
 UNCHECKED_TAG = "mllm_protector:unchecked"
@@ -105,9 +105,16 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
     verdict_key: str | None = Field(None, min_length=1)
     """Where the verdict goes for ``str`` and dict inputs (messages carry it in ``response_metadata``)."""
 
+    def __init__(self, **fields: Any) -> None:
+        """Bad settings raise :class:`ConfigError`, worded as for a config file."""
+        try:
+            super().__init__(**fields)
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error, type(self), "invalid MLLMProtector settings")) from None
+
     @model_validator(mode="after")
     def _valid_settings(self) -> Self:
-        _ = self.settings  # the adapter settings' checks, e.g. distinct keys
+        distinct_keys(self.question_key, self.answer_key, self.verdict_key)
         return self
 
     @classmethod

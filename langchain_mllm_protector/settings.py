@@ -45,11 +45,7 @@ class LangChainSettings(BaseModel):
 
     @model_validator(mode="after")
     def _distinct_keys(self) -> Self:
-        keys = [self.question_key, self.answer_key, *([self.verdict_key] if self.verdict_key else [])]
-        if len(set(keys)) < len(keys):
-            raise ValueError(
-                f"question_key, answer_key and verdict_key must differ, got {keys}: one would overwrite another"
-            )
+        distinct_keys(self.question_key, self.answer_key, self.verdict_key)
         return self
 
     @classmethod
@@ -61,6 +57,15 @@ class LangChainSettings(BaseModel):
             return cls.model_validate(dict(data))
         except ValidationError as error:
             raise ConfigError(describe_validation_error(error, cls, f"invalid {source}")) from None
+
+
+def distinct_keys(question_key: str, answer_key: str, verdict_key: str | None) -> None:
+    """Refuse keys that would overwrite one another."""
+    keys = [question_key, answer_key, *([verdict_key] if verdict_key else [])]
+    if len(set(keys)) < len(keys):
+        raise ValueError(
+            f"question_key, answer_key and verdict_key must differ, got {keys}: one would overwrite another"
+        )
 
 
 def read_yaml(path: str | Path) -> tuple[ProtectorConfig, LangChainSettings]:

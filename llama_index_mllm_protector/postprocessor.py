@@ -63,9 +63,7 @@ class MLLMProtectorPostprocessor(BaseNodePostprocessor):
         **kwargs: Any,
     ) -> None:
         if action is not None and action not in _NODE_ACTIONS:
-            raise ConfigError(
-                f"action must be one of {', '.join(_NODE_ACTIONS)} (or None to follow the protector's); got {action!r}"
-            )
+            raise ConfigError(f"action: must be one of {', '.join(_NODE_ACTIONS)} (got {action!r})")
         super().__init__(action=action, threshold=check_threshold(threshold), metadata_key=metadata_key, **kwargs)
         self._protector = build_protector(protector, detoxify_llm=detoxify_llm)
 

@@ -28,7 +28,7 @@ class LlamaIndexRewriter:
                 f"detoxify_llm must be a LlamaIndex LLM (llama_index.core.llms.LLM); got {type(llm).__name__}"
             )
         if mode not in ("auto", "complete", "chat"):
-            raise ConfigError(f"mode must be one of auto, complete, chat; got {mode!r}")
+            raise ConfigError(f"mode: must be one of auto, complete, chat (got {mode!r})")
         self.llm = llm
         self.mode: RewriteMode = mode
 

@@ -8,17 +8,18 @@ never coerced: ``true`` is no number and ``'yes'`` no boolean.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from protector_models.config_yaml import dump_config_yaml, read_config_yaml
 from protector_models.errors import ConfigError, shown
 
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Action = Literal["pass", "refuse", "detoxify", "raise"]
 OnError = Literal["raise", "block", "pass"]
@@ -49,6 +50,16 @@ def _one_line(text: str) -> str:
     return text
 
 
+DEVICES = "auto, cpu, cuda, cuda:N (N a GPU index, e.g. cuda:1) or mps"
+
+
+def check_device(value: str) -> str:
+    """A device name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+        raise ValueError(f"must be one of {DEVICES}")
+    return value
+
+
 def _sha256(text: str) -> str:
     if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
         raise ValueError("must be a SHA-256 digest: 64 hex digits, as `mllm-protector hash DIR` prints")
@@ -60,6 +71,7 @@ _Name = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_one
 _PinnedFile = Annotated[_Name, AfterValidator(_relative_file)]
 _Sha256 = Annotated[str, AfterValidator(_sha256)]
 _Pins = Annotated[dict[_PinnedFile, _Sha256], Field(min_length=1)]
+Device = Annotated[str, AfterValidator(check_device)]
 
 
 _LOADER_OPTIONS = {
@@ -201,13 +213,19 @@ class ProtectorConfig(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
-        """Read a YAML file (safe tags only; no anchors, aliases or duplicate keys; see ``config_yaml``)."""
+        """Read a YAML file (safe tags only; no anchors, aliases or duplicate keys; see ``config_yaml``).
+
+        A relative ``source`` or ``adapter`` that exists beside the file is read relative to the file's folder,
+        so the config works from any working directory.
+        """
         path = Path(path)
         data = read_config_yaml(path)
         if data is None:
             raise ConfigError(f"{path} is empty; see docs/configuration.md for the schema")
         if isinstance(data, Mapping) and isinstance(data.get("protector"), Mapping):
             data = data["protector"]  # the `protector:` section of a larger framework config
+        if isinstance(data, Mapping):
+            data = _beside(data, path.parent)
         try:
             return cls.from_dict(data)
         except ConfigError as error:
@@ -221,6 +239,28 @@ class ProtectorConfig(_Strict):
     def to_yaml(self) -> str:
         """Serialise to YAML that :meth:`from_yaml` reads back to an equal config."""
         return dump_config_yaml(self.model_dump(mode="json"))
+
+
+def _beside(data: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``data`` with each model's relative ``source`` and ``adapter`` made absolute where they exist in ``folder``;
+    others are left as written (hub ids, or paths relative to the working directory)."""
+    data = dict(data)
+    for section in ("detector", "rewriter"):
+        part = data.get(section)
+        if not isinstance(part, Mapping) or not isinstance(part.get("model"), Mapping):
+            continue
+        model = dict(part["model"])
+        for key in ("source", "adapter"):
+            value = model.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute() and not value.startswith("~"):
+                try:
+                    found = (folder / value).exists()
+                except (OSError, ValueError):  # not a path at all (e.g. a NUL byte): validation says why
+                    found = False
+                if found:
+                    model[key] = os.path.normpath((folder / value).absolute())
+        data[section] = {**part, "model": model}
+    return data
 
 
 def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> ProtectorConfig:
@@ -239,21 +279,18 @@ def load_config(config: ProtectorConfig | Mapping[str, Any] | str | Path) -> Pro
     return ProtectorConfig.from_preset(text)
 
 
-def check_threshold(value: float | None) -> float | None:
-    """A threshold override: None, or a number within [0, 1]."""
+def check_threshold(value: float | None, name: str = "threshold") -> float | None:
+    """A threshold override: None (the configured one) or a number within [0, 1]; the error reads as for a config
+    file."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0):
-        raise ConfigError(
-            f"threshold must be a number within [0, 1] (or None for the configured one); got {shown(value)}"
-        )
+        raise ConfigError(f"{name}: must be a number within [0, 1] (got {shown(value)})")
     return value
 
 
 def check_action(value: str | None) -> Action | None:
     """An action override: None, or one of :data:`ACTIONS`."""
     if value is not None and value not in ACTIONS:
-        raise ConfigError(
-            f"action must be one of {', '.join(ACTIONS)} (or None for the configured one); got {shown(value)}"
-        )
+        raise ConfigError(f"action: must be one of {', '.join(ACTIONS)} (got {shown(value)})")
     return value
 
 
@@ -283,17 +320,43 @@ def describe_validation_error(
     lines = [f"{title} ({error.error_count()} problem{'s' * (error.error_count() > 1)}):"]
     for item in error.errors()[:_MAX_PROBLEMS]:
         path = ".".join(part if isinstance(part, str) and len(part) <= 80 else shown(part, 80) for part in item["loc"])
+        parent = _model_at(model, item["loc"][:-1])
         if item["type"] == "extra_forbidden":
-            parent = _model_at(model, item["loc"][:-1])
             allowed = sorted(parent.model_fields) if parent else []
             hint = difflib.get_close_matches(str(item["loc"][-1])[:80], allowed, n=1)
             did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
             lines.append(f"  {path}: unknown key{did_you_mean}; allowed keys: {', '.join(allowed)}")
-        else:
-            lines.append(f"  {path or '<root>'}: {item['msg']} (got {shown(item.get('input'))})")
+            continue
+        message = item["msg"]
+        if item["type"] == "value_error":
+            message = str(item.get("ctx", {}).get("error", message))
+        elif item["type"] in _BOUNDS and parent and item["loc"] and str(item["loc"][-1]) in parent.model_fields:
+            message = _bounds(parent.model_fields[str(item["loc"][-1])]) or message
+        value = item.get("input")
+        whole = item["type"] == "missing" or (item["type"] == "value_error" and isinstance(value, Mapping))
+        got = "" if whole else f" (got {shown(value)})"  # not the whole section around a missing key
+        lines.append(f"  {path or '<root>'}: {message}{got}")
     if error.error_count() > _MAX_PROBLEMS:
         lines.append(f"  ... and {error.error_count() - _MAX_PROBLEMS} more")
     return "\n".join(lines)
+
+
+_BOUNDS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _bounds(field: FieldInfo) -> str | None:
+    """``must be a number within [0, 1]``, ``must be an integer of at least 1``, ...: a field's range in words."""
+    limits = {type(item).__name__: f"{getattr(item, type(item).__name__.lower()):g}" for item in field.metadata}
+    low = ("[", limits["Ge"]) if "Ge" in limits else ("(", limits["Gt"]) if "Gt" in limits else None
+    high = ("]", limits["Le"]) if "Le" in limits else (")", limits["Lt"]) if "Lt" in limits else None
+    kind = "an integer" if field.annotation is int else "a number"
+    if low and high:
+        return f"must be {kind} within {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f"must be {kind} {'of at least' if low[0] == '[' else 'greater than'} {low[1]}"
+    if high:
+        return f"must be {kind} {'of at most' if high[0] == ']' else 'below'} {high[1]}"
+    return None
 
 
 def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:

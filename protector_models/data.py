@@ -6,9 +6,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from protector_models.errors import InvalidInputError
+from protector_models.errors import InvalidInputError, shown
 from protector_models.pairs import Pair, text_problem
 
 
@@ -29,12 +29,74 @@ class LabelledPair:
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line_number, record)`` for each non-blank line; a line that is not a JSON object is an error."""
+    """``(line_number, record)`` for each non-blank line; a line that is not a JSON object is an error, and so
+    is a JSON document spread over lines (see :func:`check_json_lines`)."""
     path = Path(path)
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
+        first = True
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(BOM)
             if raw.strip():
+                if first:
+                    check_json_lines(raw, path.name)
+                    first = False
                 yield number, parse_json_line(raw, number, path.name)
+
+
+BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte-order mark, which editors on Windows put at the start of a file: skipped on line 1."""
+
+
+def open_input(path: Path) -> BinaryIO:
+    """``path`` opened for reading bytes, or an :class:`InvalidInputError` that names it and says why not."""
+    try:
+        return path.open("rb")
+    except OSError as error:
+        raise InvalidInputError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def check_json_lines(first_line: bytes, where: str) -> None:
+    """Refuse input whose first non-blank line opens a JSON array, or a JSON object spread over several lines:
+    it is a ``.json`` document, not JSON Lines, and no line of it is a record."""
+    start = first_line.strip()
+    if start.startswith(b"["):
+        found, jq, python = "a JSON array", "'.[]'", "for r in json.load(sys.stdin)"
+    elif start == b"{":
+        found, jq, python = "one JSON object spread over several lines", ".", "for r in [json.load(sys.stdin)]"
+    else:
+        return
+    name = "in.json" if where == "stdin" else where
+    target = f"{Path(name).stem}.jsonl"
+    raise InvalidInputError(
+        f"{where} holds {found}, but this command reads JSON Lines: one JSON object per line, such as "
+        f'{{"question": "...", "answer": "..."}}. Convert it with: jq -c {jq} {name} > {target}  or: '
+        f"python -c 'import json, sys; [print(json.dumps(r, ensure_ascii=False)) {python}]' < {name} > {target}"
+    )
+
+
+_ANSWER_NAMES = ("response", "output", "completion", "generation", "reply", "text")
+_QUESTION_NAMES = ("prompt", "input", "instruction", "query")
+
+
+def missing_answer(where: str, record: dict[str, Any], question_key: str, answer_key: str) -> InvalidInputError:
+    """The error for a record without ``answer_key``: the keys it has, and the options that would read them."""
+    keys = list(record)
+    found = ", ".join(shown(key, 40) for key in keys[:12]) + (f" and {len(keys) - 12} more" if len(keys) > 12 else "")
+    options = [
+        f"--{option} {name}"
+        for option, names, key in (
+            ("question-key", _QUESTION_NAMES, question_key),
+            ("answer-key", _ANSWER_NAMES, answer_key),
+        )
+        for name in [next((k for k in keys if k in names or k.casefold() == key.casefold()), None)]
+        if name is not None and key not in record
+    ]
+    hint = " ".join(options) if options else "--answer-key KEY (and --question-key KEY)"
+    return InvalidInputError(
+        f"{where}: missing the `{answer_key}` field (keys found: {found or 'none'}); if the answer is under another "
+        f"key, name it: {hint}"
+    )
 
 
 def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, Any]:
@@ -87,17 +149,20 @@ class PreferencePair:
     source: str = ""
 
 
-def read_labelled(path: str | Path) -> list[LabelledPair]:
+def read_labelled(
+    path: str | Path, *, question_key: str = "question", answer_key: str = "answer"
+) -> list[LabelledPair]:
     """Labelled pairs from any supported row shape, detected per row.
 
-    - ours: ``question``, ``answer``, ``harmful`` (optional ``source``, ``category``);
+    - ours: ``question``, ``answer``, ``harmful`` (optional ``source``, ``category``); the first two may be
+      named otherwise with ``question_key`` and ``answer_key``;
     - BeaverTails: ``prompt``, ``response``, ``is_safe`` (``category`` may be a dict of flags);
     - PKU-SafeRLHF: ``prompt``, ``response_0``/``response_1``, ``is_response_0_safe``/``is_response_1_safe``
       (two pairs per row). ``is_safe`` means *not* harmful.
     """
     pairs = []
     for number, record in iter_jsonl(path):
-        pairs.extend(_labelled_from(record, f"{Path(path).name} line {number}"))
+        pairs.extend(_labelled_from(record, f"{Path(path).name} line {number}", question_key, answer_key))
     return pairs
 
 
@@ -134,22 +199,23 @@ def read_preferences(path: str | Path) -> list[PreferencePair]:
     return preferences
 
 
-def _labelled_from(record: dict[str, Any], where: str) -> list[LabelledPair]:
-    if "answer" in record:
+def _labelled_from(record: dict[str, Any], where: str, question_key: str, answer_key: str) -> list[LabelledPair]:
+    beavertails = "response" in record and "is_safe" in record and "harmful" not in record
+    if answer_key in record and not beavertails:
         harmful = record.get("harmful")
         if not isinstance(harmful, bool):
             raise InvalidInputError(f"{where}: `harmful` must be true or false, got {harmful!r}")
         category = record.get("category")
         return [
             LabelledPair(
-                _text(record, "question", where, default=""),
-                _text(record, "answer", where),
+                _text(record, question_key, where, default=""),
+                _text(record, answer_key, where),
                 harmful,
                 source=str(record.get("source", "")),
                 category=category if isinstance(category, str) else None,
             )
         ]
-    if "response" in record and "is_safe" in record:
+    if beavertails:
         return [
             LabelledPair(
                 _text(record, "prompt", where),
@@ -170,9 +236,13 @@ def _labelled_from(record: dict[str, Any], where: str) -> list[LabelledPair]:
             )
             for i in (0, 1)
         ]
+    if "harmful" in record:  # our shape with other names
+        raise missing_answer(where, record, question_key, answer_key)
     raise InvalidInputError(
-        f"{where}: unknown row shape; expected question/answer/harmful, BeaverTails prompt/response/is_safe, "
-        "or PKU-SafeRLHF prompt/response_0/response_1/is_response_0_safe/is_response_1_safe"
+        f"{where}: unknown row shape (keys found: {', '.join(shown(key, 40) for key in list(record)[:12])}); "
+        f"expected {question_key}/{answer_key}/harmful (name other keys with --question-key / --answer-key), "
+        "BeaverTails prompt/response/is_safe, or PKU-SafeRLHF prompt/response_0/response_1/is_response_0_safe/"
+        "is_response_1_safe"
     )
 
 

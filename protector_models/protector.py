@@ -30,6 +30,7 @@ from protector_models.errors import (
     ModelLoadError,
     ModelRuntimeError,
     ProtectorError,
+    shown,
 )
 from protector_models.pairs import Pair, PairLike, as_pairs, text_problem
 from protector_models.presets import DEFAULT_THRESHOLD, preset_dict
@@ -64,11 +65,16 @@ class Protector:
         check_threshold(threshold)
         check_action(action)
         if on_error not in ("raise", "block", "pass"):
-            raise ConfigError(f"on_error must be one of raise, block, pass; got {on_error!r}")
+            raise ConfigError(f"on_error: must be one of raise, block, pass (got {shown(on_error)})")
         if detector is not None and not isinstance(detector, Detector):
+            hint = (
+                "Protector.from_yaml(path)"
+                if isinstance(detector, str | Path) and str(detector).endswith((".yaml", ".yml"))
+                else "Protector.from_config({'detector': {'model': {'source': path}}})"
+            )
             raise ConfigError(
                 f"a detector needs a score(pairs) -> list[float] method; got {type(detector).__name__} "
-                "(to load a model from a path, use Protector.from_config({'detector': {'model': {'source': path}}}))"
+                f"(to load a model from a path, use {hint})"
             )
         if rewriter is not None and not isinstance(rewriter, Rewriter):
             raise ConfigError(f"a rewriter needs a rewrite(pairs) -> list[str] method; got {type(rewriter).__name__}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from protector_models.data import parse_json_line
+from protector_models.data import BOM, check_json_lines, missing_answer, parse_json_line
 from protector_models.errors import InvalidInputError
 from protector_models.pairs import Pair, text_problem
 
@@ -29,23 +29,35 @@ class ScanRecord:
     pair: Pair
 
 
-def parse_records(lines: Iterable[bytes], where: str) -> Iterator[ScanRecord | InvalidInputError]:
-    """Each non-blank line as a :class:`ScanRecord`, or the error that explains why it is not one."""
+def parse_records(
+    lines: Iterable[bytes], where: str, *, question_key: str = "question", answer_key: str = "answer"
+) -> Iterator[ScanRecord | InvalidInputError]:
+    """Each non-blank line as a :class:`ScanRecord`, or the error that explains why it is not one.
+
+    Input that is not JSON Lines at all (a JSON array, a pretty-printed object) raises at once: no line of it
+    is a record, so there is nothing to skip.
+    """
+    first = True
     for number, raw in enumerate(lines, start=1):
+        if number == 1:
+            raw = raw.removeprefix(BOM)
         if not raw.strip():
             continue
+        if first:
+            check_json_lines(raw, where)
+            first = False
         try:
-            yield _to_record(raw, number, where)
+            yield _to_record(raw, number, where, question_key, answer_key)
         except InvalidInputError as error:
             yield error
 
 
-def _to_record(raw: bytes, number: int, where: str) -> ScanRecord:
+def _to_record(raw: bytes, number: int, where: str, question_key: str, answer_key: str) -> ScanRecord:
     fields = parse_json_line(raw, number, where)
-    if "answer" not in fields:
-        raise InvalidInputError(f"{where} line {number}: missing the `answer` field")
-    question, answer = fields.get("question", ""), fields["answer"]
-    for name, value in (("question", question), ("answer", answer)):
+    if answer_key not in fields:
+        raise missing_answer(f"{where} line {number}", fields, question_key, answer_key)
+    question, answer = fields.get(question_key, ""), fields[answer_key]
+    for name, value in ((question_key, question), (answer_key, answer)):
         if not isinstance(value, str):
             raise InvalidInputError(f"{where} line {number}: `{name}` must be a string, got {type(value).__name__}")
         problem = text_problem(value)
@@ -56,9 +68,12 @@ def _to_record(raw: bytes, number: int, where: str) -> ScanRecord:
             )
     taken = [name for name in OUTPUT_FIELDS if name in fields]
     if taken:
+        old = taken[0]
+        new = "answer" if old == answer_key else "question" if old == question_key else f"original_{old}"
+        name = "in.jsonl" if where == "stdin" else where
         raise InvalidInputError(
-            f"{where} line {number}: already has field(s) {', '.join(taken)}, which scan writes; "
-            "rename them so nothing you gave is overwritten"
+            f"{where} line {number}: already has field(s) {', '.join(taken)}, which scan writes; rename them so "
+            f"nothing you gave is overwritten, e.g. jq -c '.{new} = .{old} | del(.{old})' {name} > renamed.jsonl"
         )
     return ScanRecord(number, raw.decode("utf-8").strip(_JSON_SPACE), Pair(question, answer))
 

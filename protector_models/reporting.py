@@ -36,7 +36,9 @@ def pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ProtectorError("reports draw with matplotlib: pip install 'mllm-protector[eval]'") from None
+        raise ProtectorError(
+            "reports draw with matplotlib: pip install matplotlib (or, in the clone, pip install '.[eval]')"
+        ) from None
     return plt
 
 

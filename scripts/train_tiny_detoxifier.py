@@ -6,7 +6,7 @@ It builds a byte-level BPE tokenizer and a small random Llama from the training 
 refusal-like openings and babble, not detoxified answers: it has seen a few thousand short texts.
 
 python scripts/train_tiny_detoxifier.py --data ../shared/data/train/pku_saferlhf_detox_triples.jsonl \
-    --out runs/tiny-detoxifier --hold-out 200 --max-steps 300
+    --output runs/tiny-detoxifier --hold-out 200 --max-steps 300
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def build_base(texts: list[str], path: Path, *, vocab_size: int, hidden: int, la
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("runs/tiny-detoxifier"))
+    parser.add_argument("--output", "-o", type=Path, default=Path("runs/tiny-detoxifier"))
     parser.add_argument("--hold-out", type=int, default=200, help="Leave the first N rows out (eval-detox's slice).")
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--vocab-size", type=int, default=4096)
@@ -76,14 +76,14 @@ def main() -> None:
     texts = [DETOXIFY_TEMPLATE] + [text for e in examples for text in (e.question, e.answer, e.target)]
     base = build_base(
         texts,
-        options.out / "base",
+        options.output / "base",
         vocab_size=options.vocab_size,
         hidden=options.hidden,
         layers=options.layers,
         seed=options.seed,
     )
     args = DetoxifierTrainingArgs(
-        output_dir=str(options.out / "detoxifier"),
+        output_dir=str(options.output / "detoxifier"),
         base=str(base),
         mode="full",
         max_steps=options.max_steps,

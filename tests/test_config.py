@@ -40,8 +40,12 @@ def test_unknown_nested_key_lists_the_nested_models_keys():
     ("field", "value", "expected"),
     [
         ("dtype", "fp8", "'auto', 'float32', 'bfloat16' or 'float16'"),
-        ("device", "tpu", "detector.model.device"),
-        ("max_length", 0, "greater than 8"),
+        (
+            "device",
+            "gpu",
+            "device: must be one of auto, cpu, cuda, cuda:N (N a GPU index, e.g. cuda:1) or mps (got 'gpu')",
+        ),
+        ("max_length", 0, "max_length: must be an integer within (8, 131072] (got 0)"),
     ],
 )
 def test_bad_model_spec_values_name_field_and_allowed_values(field, value, expected):
@@ -54,7 +58,8 @@ def test_bad_model_spec_values_name_field_and_allowed_values(field, value, expec
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"threshold": 1.5}, "threshold: Input should be less than or equal to 1"),
+        ({"threshold": 1.5}, "threshold: must be a number within [0, 1] (got 1.5)"),
+        ({"threshold": -1}, "threshold: must be a number within [0, 1] (got -1)"),
         ({"action": "delete"}, "action: Input should be 'pass', 'refuse', 'detoxify' or 'raise'"),
         ({"on_error": "ignore"}, "on_error: Input should be 'raise', 'block' or 'pass'"),
         ({"rewriter": {"kind": "magic"}}, "rewriter: Input tag 'magic' found using 'kind' does not match"),
@@ -72,6 +77,12 @@ def test_unknown_key_inside_a_rewriter_variant_lists_that_variants_keys():
         ProtectorConfig.from_dict({**MINIMAL, "rewriter": {"kind": "causal_lm", "model": {"source": "x"}, "tokens": 5}})
     assert "rewriter.causal_lm.tokens: unknown key" in str(caught.value)
     assert "max_new_tokens" in str(caught.value)
+
+
+def test_a_missing_section_is_named_without_echoing_its_parent():
+    with pytest.raises(ConfigError) as caught:
+        ProtectorConfig.from_dict({"threshold": 0.5})
+    assert str(caught.value) == "invalid protector config (1 problem):\n  detector: Field required"
 
 
 def test_config_must_be_a_mapping():
@@ -199,19 +210,19 @@ def test_threshold_override_errors_stay_short():
 
 @pytest.mark.parametrize("key", ["trust_remote_code", "revision", "dtype", "torch_dtype", "use_safetensors"])
 def test_loader_options_cannot_hide_in_model_kwargs(key: str):
-    with pytest.raises(ConfigError, match=rf"detector\.model\.model_kwargs: Value error, '{key}' is not allowed here"):
+    with pytest.raises(ConfigError, match=rf"detector\.model\.model_kwargs: '{key}' is not allowed here"):
         ProtectorConfig.from_dict({"detector": {"model": {"source": "x", "model_kwargs": {key: True}}}})
 
 
 @pytest.mark.parametrize("source", ["models/a\x00b", "models/a\nb"])
 def test_a_source_with_control_characters_is_refused(source: str):
-    with pytest.raises(ConfigError, match=r"detector\.model\.source: Value error, must be one line of printable text"):
+    with pytest.raises(ConfigError, match=r"detector\.model\.source: must be one line of printable text"):
         ProtectorConfig.from_dict({"detector": {"model": {"source": source}}})
 
 
 def test_a_rewrite_longer_than_the_models_window_is_a_config_error():
     rewriter = {"kind": "causal_lm", "model": {"source": "x", "max_length": 512}, "max_new_tokens": 10**12}
-    with pytest.raises(ConfigError, match=r"rewriter\.causal_lm: Value error, max_new_tokens \(10+\) must be below"):
+    with pytest.raises(ConfigError, match=r"rewriter\.causal_lm: max_new_tokens \(10+\) must be below"):
         ProtectorConfig.from_dict({**MINIMAL, "rewriter": rewriter})
 
 
@@ -219,3 +230,31 @@ def test_an_unknown_preset_name_is_shown_cut_short():
     with pytest.raises(ConfigError, match=r"unknown preset 'xxx.*'; available presets: default") as caught:
         load_config("x" * 100_000)
     assert len(str(caught.value)) < 400
+
+
+def test_relative_model_paths_in_a_yaml_file_are_read_beside_the_file(
+    tmp_path: Path, keyword_detector_dir, monkeypatch
+):
+    import shutil
+
+    from protector_models import Protector
+
+    folder = tmp_path / "deploy"
+    shutil.copytree(keyword_detector_dir, folder / "models" / "detector")
+    (folder / "protector.yaml").write_text("detector:\n  model:\n    source: models/detector\n    max_length: 64\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    config = ProtectorConfig.from_yaml("../deploy/protector.yaml")
+    assert config.detector.model.source == str(folder.absolute() / "models" / "detector")
+    (result,) = Protector.from_config(config).check([("how do i make it", "first mix the poison and use it")])
+    assert result.flagged
+    # the same file under a framework's `protector:` key, and a langchain-style file, resolve the same way
+    (folder / "app.yaml").write_text("protector:\n  detector:\n    model: {source: ./models/detector}\n")
+    assert ProtectorConfig.from_yaml(folder / "app.yaml").detector.model.source == config.detector.model.source
+
+
+@pytest.mark.parametrize("source", ["org/model", "models/nowhere", "sentence-transformers/all-MiniLM-L6-v2"])
+def test_a_relative_source_that_is_not_beside_the_file_is_left_as_written(tmp_path: Path, source: str):
+    (tmp_path / "protector.yaml").write_text(f"detector:\n  model: {{source: {source}, adapter: {source}}}\n")
+    model = ProtectorConfig.from_yaml(tmp_path / "protector.yaml").detector.model
+    assert (model.source, model.adapter) == (source, source)  # a hub id, or a path relative to the working dir

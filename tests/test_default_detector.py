@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -73,3 +74,15 @@ def test_the_llama_index_quickstart_drops_the_harmful_node_and_refuses_the_harmf
     assert screened.metadata["mllm_protector"]["flagged"] is False
     assert guarded.metadata["mllm_protector"]["flagged"] is True
     assert str(guarded) == default.refusal_text
+
+
+def test_the_readme_python_example_passes_its_benign_answer():
+    """The first code a reader runs: the README's Python block, as written, with the embedded default."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Python\n\n```python\n(.*?)```", readme, re.DOTALL)
+    assert block is not None
+    namespace: dict = {}
+    exec(block.group(1), namespace)
+    result = namespace["result"]
+    assert (result.output, result.flagged, result.action) == (namespace["answer"], False, "none")
+    assert result.harm_score < 0.1

@@ -198,9 +198,18 @@ def test_scan_on_any_record(keyword_detector_dir, rows, escaped):
         result = CliRunner().invoke(
             app, ["scan", str(source), "-o", str(output), "--config", str(config), "--skip-invalid"]
         )
+        readable = [
+            valid(row["question"], row["answer"]) and (escaped or valid(line))
+            for row, line in zip(rows, lines, strict=True)
+        ]
+        if not any(readable):  # every line skipped: a scan of nothing fails, and writes nothing
+            assert result.exit_code == 2
+            assert f"nothing to scan in in.jsonl: every line is invalid ({len(rows)} skipped" in result.stderr
+            assert not output.exists()
+            return
         assert result.exit_code == 0, result.output
         assert "Traceback" not in result.stderr
-        written = iter(output.read_text(encoding="utf-8").splitlines())
+        written = iter(output.read_text(encoding="utf-8").split("\n")[:-1])  # not splitlines: U+0085 is text
         for number, (row, line) in enumerate(zip(rows, lines, strict=True), start=1):
             if not (valid(row["question"], row["answer"]) and (escaped or valid(line))):
                 assert f"skipped: in.jsonl line {number}: " in result.stderr

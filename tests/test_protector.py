@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -106,9 +107,11 @@ def test_per_call_threshold_and_action_override(protector: Protector):
     (annotated,) = protector.protect([HARMFUL], action="pass")
     assert annotated.output == HARMFUL[1]
     assert annotated.action == "annotate"
-    with pytest.raises(ConfigError, match="threshold must be a number within"):
+    with pytest.raises(ConfigError, match=re.escape("threshold: must be a number within [0, 1] (got 2)")):
         protector.protect([HARMFUL], threshold=2)
-    with pytest.raises(ConfigError, match="action must be one of"):
+    with pytest.raises(
+        ConfigError, match=re.escape("action: must be one of pass, refuse, detoxify, raise (got 'explode')")
+    ):
         protector.protect([HARMFUL], action="explode")  # type: ignore[arg-type]
 
 
@@ -255,3 +258,15 @@ def test_evaluation_refuses_unscored_pairs():
     examples = [LabelledPair(*HARMFUL, harmful=True), LabelledPair(*BENIGN, harmful=False)]
     with pytest.raises(ModelRuntimeError, match=r"could not score 2 of 2 pairs .*CUDA out of memory.*every score"):
         evaluate(Protector(FailingDetector(), on_error="pass"), examples)
+
+
+@pytest.mark.parametrize(
+    ("given", "hint"),
+    [
+        ("runs/a/protector.yaml", "use Protector.from_yaml(path)"),
+        ("runs/a", "use Protector.from_config({'detector': {'model': {'source': path}}})"),
+    ],
+)
+def test_a_path_given_as_the_detector_says_how_to_load_it(given: str, hint: str):
+    with pytest.raises(ConfigError, match=re.escape(hint)):
+        Protector(given)  # type: ignore[arg-type]

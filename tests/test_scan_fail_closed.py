@@ -123,7 +123,7 @@ def test_unchecked_records_are_counted_and_can_fail_the_run(
     options = ["--config", config(tmp_path, detector_config, on_error=on_error)]
     result = scan(str(source), "-o", str(tmp_path / "out.jsonl"), *options)
     assert result.exit_code == 0, result.output
-    assert "scanned 2 records: 0 flagged, 2 unchecked, 0 skipped" in result.stderr
+    assert "(threshold 0.5): 0 flagged, 2 unchecked, 0 skipped" in result.stderr
     assert "warning: a model failed on 2 record(s) at lines 1, 3" in result.stderr
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [(r["action"], r["harm_score"]) for r in records] == [(action, None)] * 2

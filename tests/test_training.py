@@ -6,7 +6,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from protector_models import Protector, ProtectorConfig
 from protector_models.evaluation import evaluate
@@ -47,8 +46,8 @@ def test_lora_training_lowers_loss_and_saves_a_loadable_adapter(tmp_path: Path):
     assert (outcome.output_dir / "adapter_model.safetensors").is_file()
     assert outcome.validation.n == 40
     assert outcome.validation.auroc is not None
-    config = ProtectorConfig.from_dict(yaml.safe_load((outcome.output_dir / "protector.yaml").read_text()))
-    assert config.detector.model.adapter == str(outcome.output_dir)
+    config = ProtectorConfig.from_yaml(outcome.output_dir / "protector.yaml")
+    assert config.detector.model.adapter == str(outcome.output_dir.resolve())  # absolute: works from anywhere
     _, validation = split_validation(toy_examples(160), 0.25, seed=args.seed)
     reloaded = evaluate(Protector.from_config(config), validation, threshold=outcome.threshold)
     assert reloaded.overall.auroc == pytest.approx(
@@ -71,7 +70,9 @@ def test_head_mode_trains_only_the_head(tmp_path: Path):
     )
     outcome = train_detector(toy_examples(32), args)
     assert (outcome.output_dir / "model.safetensors").is_file()
-    assert ProtectorConfig.from_dict(yaml.safe_load((outcome.output_dir / "protector.yaml").read_text()))
+    assert ProtectorConfig.from_yaml(outcome.output_dir / "protector.yaml").detector.model.source == str(
+        outcome.output_dir.resolve()
+    )
 
 
 def test_training_without_examples_is_an_error(tmp_path: Path):
@@ -147,3 +148,33 @@ def test_a_sources_validation_rows_do_not_depend_on_the_other_files():
     _, validation = split_validation(alone, 0.2, seed=0)
     _, mixed = split_validation(other + alone, 0.2, seed=0)
     assert [e for e in mixed if e.source == "toy"] == validation
+
+
+def test_a_detector_trained_with_relative_paths_loads_from_any_directory(tmp_path: Path, monkeypatch):
+    """``train-detector`` run from one folder writes a protector.yaml that works from another."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from protector_models.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    save_tiny_classifier(tmp_path / "base")
+    rows = [{"question": e.question, "answer": e.answer, "harmful": e.harmful} for e in toy_examples(64)]
+    Path("train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    trained = CliRunner().invoke(
+        app,
+        [
+            "train-detector", "train.jsonl", "--base", "base", "-o", "a", "--lora-target", "query,value",
+            "--epochs", "1", "--max-length", "32", "--val-fraction", "0.25", "--device", "cpu",
+        ],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    Path("in.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    scanned = CliRunner().invoke(app, ["scan", "in.jsonl", "-o", "-", "--config", "../a/protector.yaml"])
+    assert scanned.exit_code == 0, scanned.output
+    assert 0.0 <= json.loads(scanned.stdout)["harm_score"] <= 1.0
+    model = Protector.from_yaml("../a/protector.yaml").config.detector.model  # type: ignore[union-attr]
+    assert (model.source, model.adapter) == (str(tmp_path / "base"), str(tmp_path / "a"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from protector_models.cli import detox, evaluate, pins, scan, train
@@ -12,11 +15,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help that wraps cleanly at any width, and plain error messages
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"mllm-protector {version('mllm-protector')}")
+        except PackageNotFoundError:
+            typer.echo("mllm-protector (not installed: run `pip install .` in the clone for a version)")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    _version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Guard (question, answer) pairs with MLLM-Protector."""
 
 

@@ -8,8 +8,18 @@ from typing import Annotated
 
 import typer
 
-from protector_models.cli.options import build_config, fail
-from protector_models.config import DEFAULT_REFUSAL, CausalLMRewriterConfig, RewriterConfig
+from protector_models.cli.options import (
+    BatchSizeOption,
+    ConfigOption,
+    DeviceOption,
+    PresetOption,
+    ThresholdOption,
+    build_config,
+    checked_device,
+    fail,
+    split_names,
+)
+from protector_models.config import DEFAULT_REFUSAL, DEVICES, CausalLMRewriterConfig, RewriterConfig
 from protector_models.detox_data import SHAPES, read_detox_examples, read_harmful_pairs
 from protector_models.errors import InvalidInputError, ProtectorError
 from protector_models.protector import Protector
@@ -19,7 +29,7 @@ def train_detoxifier_command(
     data: Annotated[
         list[Path],
         typer.Argument(
-            metavar="DATA...",
+            metavar="DATA",
             help="JSON Lines: detox triples, PKU-SafeRLHF rows, or labelled pairs (question, answer, harmful).",
         ),
     ],
@@ -39,10 +49,15 @@ def train_detoxifier_command(
     lora_rank: Annotated[int, typer.Option("--lora-rank", min=1)] = 16,
     lora_alpha: Annotated[int, typer.Option("--lora-alpha", min=1)] = 32,
     lora_target: Annotated[
-        list[str] | None, typer.Option("--lora-target", help="Module to adapt (repeat); default: peft's choice.")
+        list[str] | None,
+        typer.Option(
+            "--lora-target",
+            metavar="NAME",
+            help="Modules to adapt (repeat, or comma-separate); default: peft's choice.",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help=f"{DEVICES}.")] = "auto",
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Train on the first N examples.")] = None,
     refusal_text: Annotated[
         str, typer.Option("--refusal-text", help="Target when a harmful answer has no harmless counterpart.")
@@ -58,6 +73,7 @@ def train_detoxifier_command(
     if max_target_tokens >= max_length:
         raise typer.BadParameter(f"--max-target-tokens ({max_target_tokens}) must be below --max-length ({max_length})")
     try:
+        checked_device(device)
         examples = [e for path in data for e in read_detox_examples(path, shape=shape, refusal_text=refusal_text)]
         if limit is not None:
             examples = examples[:limit]
@@ -76,7 +92,7 @@ def train_detoxifier_command(
             max_target_tokens=max_target_tokens,
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
-            lora_targets=lora_target or None,
+            lora_targets=split_names(lora_target) or None,
             seed=seed,
             device=device,
             refusal_text=refusal_text,
@@ -103,11 +119,11 @@ def eval_detox_command(
             metavar="FILE", help="JSON Lines: detox triples, PKU-SafeRLHF rows, or question/answer records."
         ),
     ],
-    config: Annotated[Path | None, typer.Option("--config", help="YAML config (detector and rewriter).")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Named preset; `default` when no --config.")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Detector batch size.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    config: ConfigOption = None,
+    preset: PresetOption = None,
+    threshold: ThresholdOption = None,
+    batch_size: BatchSizeOption = None,
+    device: DeviceOption = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Measure the first N pairs.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable figures.")] = False,
     report: Annotated[
@@ -120,12 +136,12 @@ def eval_detox_command(
     from protector_models.detox_eval import evaluate_detox, render, write_report
 
     try:
+        built = build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
         pairs, references = read_harmful_pairs(data)
         if limit is not None:
             pairs, references = pairs[:limit], references[:limit]
         if not pairs:
             raise InvalidInputError(f"{data}: no harmful pairs to rewrite")
-        built = build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
         protector = Protector.from_config(built).load()
         evaluation = evaluate_detox(protector, pairs, references, rewriter_name=_describe(built.rewriter))
         written = write_report(evaluation, report) if report is not None else []
@@ -148,5 +164,7 @@ def _describe(rewriter: RewriterConfig) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``train-detoxifier`` and ``eval-detox`` to the command line."""
-    app.command("train-detoxifier")(train_detoxifier_command)
-    app.command("eval-detox")(eval_detox_command)
+    app.command("train-detoxifier", short_help="Fine-tune a causal LM to rewrite harmful answers.")(
+        train_detoxifier_command
+    )
+    app.command("eval-detox", short_help="Measure a rewriter on harmful answers.")(eval_detox_command)

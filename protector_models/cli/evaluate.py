@@ -8,9 +8,19 @@ from typing import Annotated
 
 import typer
 
-from protector_models.cli.options import build_config, fail
+from protector_models.cli.options import (
+    AnswerKeyOption,
+    BatchSizeOption,
+    ConfigOption,
+    DeviceOption,
+    PresetOption,
+    QuestionKeyOption,
+    ThresholdOption,
+    build_config,
+    fail,
+)
 from protector_models.data import read_labelled
-from protector_models.errors import ProtectorError
+from protector_models.errors import InvalidInputError, ProtectorError
 from protector_models.evaluation import Evaluation, evaluate
 from protector_models.metrics import BinaryMetrics
 from protector_models.protector import Protector
@@ -19,11 +29,13 @@ from protector_models.reporting import write_report
 
 def evaluate_command(
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Labelled JSON Lines: question, answer, harmful.")],
-    config: Annotated[Path | None, typer.Option("--config", help="YAML config.")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Named preset; `default` when no --config.")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
-    device: Annotated[str | None, typer.Option("--device")] = None,
+    config: ConfigOption = None,
+    preset: PresetOption = None,
+    threshold: ThresholdOption = None,
+    batch_size: BatchSizeOption = None,
+    device: DeviceOption = None,
+    question_key: QuestionKeyOption = "question",
+    answer_key: AnswerKeyOption = "answer",
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable metrics.")] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write report.md with ROC, PR and histogram PNGs here.")
@@ -31,10 +43,11 @@ def evaluate_command(
 ) -> None:
     """Measure the detector (harmful = positive) at the configured threshold."""
     try:
-        examples = read_labelled(data)
-        protector = Protector.from_config(
-            build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
-        )
+        built = build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
+        examples = read_labelled(data, question_key=question_key, answer_key=answer_key)
+        if not examples:
+            raise InvalidInputError(f"nothing to measure in {data}: it holds no labelled pairs")
+        protector = Protector.from_config(built)
         result = evaluate(protector, examples)
         if report is not None:
             typer.echo(f"report: {write_report(result, report, data.name)}", err=True)
@@ -69,4 +82,4 @@ def metrics_row(label: str, m: BinaryMetrics) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``eval`` to the command line."""
-    app.command("eval")(evaluate_command)
+    app.command("eval", short_help="Measure the detector on labelled pairs (F1, AUROC, ...).")(evaluate_command)

@@ -43,4 +43,4 @@ def hash_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``hash`` to the command line."""
-    app.command("hash")(hash_command)
+    app.command("hash", short_help="Print the SHA-256 pins of a model directory, as config YAML.")(hash_command)

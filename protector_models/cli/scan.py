@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,7 +12,18 @@ from typing import IO, Annotated
 import typer
 from tqdm.auto import tqdm
 
-from protector_models.cli.options import build_config, fail
+from protector_models.cli.options import (
+    AnswerKeyOption,
+    BatchSizeOption,
+    ConfigOption,
+    DeviceOption,
+    PresetOption,
+    QuestionKeyOption,
+    ThresholdOption,
+    build_config,
+    fail,
+)
+from protector_models.data import open_input
 from protector_models.errors import HarmfulContentError, InvalidInputError, ModelRuntimeError, ProtectorError
 from protector_models.protector import Protector
 from protector_models.records import ScanRecord, atomic_output, parse_records, result_line
@@ -35,21 +47,23 @@ class _FlaggedUnderRaiseError(ProtectorError):
 class _Tally:
     """What the scan did, by input line."""
 
-    flagged: int = 0
+    flagged: list[tuple[ScanRecord, float | None]] = field(default_factory=list)
     unchecked: list[int] = field(default_factory=list)
     harmful_under_raise: list[int] = field(default_factory=list)
 
 
 def scan(
     input_path: Annotated[
-        str, typer.Argument(metavar="INPUT", help="JSON Lines with `question` and `answer`; - for stdin.")
+        str, typer.Argument(metavar="INPUT", help="JSON Lines, one record per line with an answer; - for stdin.")
     ],
     output: Annotated[str, typer.Option("--output", "-o", help="Where to write the results; - for stdout.")],
-    config: Annotated[Path | None, typer.Option("--config", help="YAML config (see docs/configuration.md).")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Named preset; `default` when no --config.")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    config: ConfigOption = None,
+    preset: PresetOption = None,
+    threshold: ThresholdOption = None,
+    batch_size: BatchSizeOption = None,
+    device: DeviceOption = None,
+    question_key: QuestionKeyOption = "question",
+    answer_key: AnswerKeyOption = "answer",
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip bad lines (listed on stderr) instead of stopping.")
     ] = False,
@@ -70,10 +84,11 @@ def scan(
     """
     try:
         _check_output(input_path, output)
-        records, skipped = _read(input_path, skip_invalid)
-        protector = Protector.from_config(
-            build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
-        ).load()
+        if question_key == answer_key:
+            raise InvalidInputError(f"--question-key and --answer-key must differ, both are {answer_key!r}")
+        built = build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
+        records, skipped = _read(input_path, skip_invalid, question_key, answer_key)
+        protector = Protector.from_config(built).load()
         started = time.perf_counter()
         with atomic_output(output) as sink:
             tally = _guard(protector, records, sink)
@@ -83,11 +98,15 @@ def scan(
         raise fail(error) from None
     seconds = time.perf_counter() - started
     rate = len(records) / seconds if seconds > 0 else 0.0
+    used = f"config {config}" if config else f"preset {preset or 'default'}"
     typer.echo(
-        f"scanned {len(records)} records: {tally.flagged} flagged, {len(tally.unchecked)} unchecked, "
-        f"{len(skipped)} skipped; {rate:.1f} pairs/s",
+        f"scanned {len(records)} records with {used} (threshold {built.threshold:g}): {len(tally.flagged)} flagged, "
+        f"{len(tally.unchecked)} unchecked, {len(skipped)} skipped; {rate:.1f} pairs/s",
         err=True,
     )
+    if _on_terminal():
+        for line in _flagged_lines(tally.flagged):
+            typer.echo(line, err=True)
     if tally.unchecked:
         typer.echo(
             f"warning: a model failed on {len(tally.unchecked)} record(s) at {_lines(tally.unchecked)}; they are "
@@ -96,6 +115,27 @@ def scan(
         )
         if fail_on_unchecked:
             raise typer.Exit(EXIT_UNCHECKED)
+
+
+def _on_terminal() -> bool:
+    """Whether a person is watching stderr: then a progress bar shows, and the flagged records are listed."""
+    return sys.stderr.isatty()
+
+
+LISTED = 20  # flagged records listed on a terminal; the output has them all
+
+
+def _flagged_lines(flagged: list[tuple[ScanRecord, float | None]]) -> list[str]:
+    """One line per flagged record: its line, its id if it has one, its score and the start of its answer."""
+    lines = []
+    for record, score in flagged[:LISTED]:
+        record_id = json.loads(record.text).get("id")
+        named = f", id {json.dumps(record_id, ensure_ascii=False)[:40]}" if isinstance(record_id, str | int) else ""
+        text = "".join(c if c.isprintable() else " " for c in " ".join(record.pair.answer.split()))
+        lines.append(f"  line {record.line}{named}: {score:.3f}  {text[:60]!r}{'...' if len(text) > 60 else ''}")
+    if len(flagged) > LISTED:
+        lines.append(f'  ... and {len(flagged) - LISTED} more ("flagged": true in the output)')
+    return lines
 
 
 def _check_output(input_path: str, output: str) -> None:
@@ -118,16 +158,19 @@ def _check_output(input_path: str, output: str) -> None:
         )
 
 
-def _read(input_path: str, skip_invalid: bool) -> tuple[list[ScanRecord], list[InvalidInputError]]:
-    """All records, validated before any model loads, so a bad line costs nothing and writes nothing."""
+def _read(
+    input_path: str, skip_invalid: bool, question_key: str, answer_key: str
+) -> tuple[list[ScanRecord], list[InvalidInputError]]:
+    """All records, validated before any model loads, so a bad line costs nothing and writes nothing. No record
+    at all (an empty input, or every line skipped) is an error: a scan of nothing is a mistake."""
     where = "stdin" if input_path == "-" else Path(input_path).name
     if input_path == "-":
         lines = sys.stdin.buffer.read().splitlines(keepends=True)
     else:
-        with Path(input_path).open("rb") as handle:
+        with open_input(Path(input_path)) as handle:
             lines = handle.readlines()
     records, skipped = [], []
-    for item in parse_records(lines, where):
+    for item in parse_records(lines, where, question_key=question_key, answer_key=answer_key):
         if isinstance(item, ScanRecord):
             records.append(item)
         elif skip_invalid:
@@ -135,6 +178,9 @@ def _read(input_path: str, skip_invalid: bool) -> tuple[list[ScanRecord], list[I
             typer.echo(f"skipped: {item}", err=True)
         else:
             raise InvalidInputError(f"{item} (use --skip-invalid to skip bad lines)")
+    if not records:
+        why = f"every line is invalid ({len(skipped)} skipped, listed above)" if skipped else "it holds no records"
+        raise InvalidInputError(f"nothing to scan in {where}: {why}; nothing was written")
     return records, skipped
 
 
@@ -144,7 +190,7 @@ def _guard(protector: Protector, records: list[ScanRecord], sink: IO[str]) -> _T
     Errors name input lines, not positions within a chunk.
     """
     tally = _Tally()
-    progress = tqdm(total=len(records), unit="pair", disable=not sys.stderr.isatty(), file=sys.stderr)
+    progress = tqdm(total=len(records), unit="pair", disable=not _on_terminal(), file=sys.stderr)
     for start in range(0, len(records), CHUNK):
         chunk = records[start : start + CHUNK]
         progress.update(len(chunk))
@@ -156,7 +202,8 @@ def _guard(protector: Protector, records: list[ScanRecord], sink: IO[str]) -> _T
         except ModelRuntimeError as error:
             raise ModelRuntimeError(f"{_lines([chunk[0].line, chunk[-1].line], span=True)}: {error}") from None
         for record, result in zip(chunk, results, strict=True):
-            tally.flagged += result.flagged and result.checked
+            if result.flagged and result.checked:
+                tally.flagged.append((record, result.harm_score))
             if not result.checked:
                 tally.unchecked.append(record.line)
             score = None if result.harm_score is None else round(result.harm_score, 6)
@@ -180,4 +227,4 @@ def _lines(numbers: list[int], *, span: bool = False) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``scan`` to the command line."""
-    app.command("scan")(scan)
+    app.command("scan", short_help="Guard every record of a JSON Lines file (score, refuse, rewrite).")(scan)

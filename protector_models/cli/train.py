@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from protector_models.cli.options import fail
+from protector_models.cli.options import AnswerKeyOption, QuestionKeyOption, checked_device, fail, split_names
+from protector_models.config import DEVICES
 from protector_models.data import read_labelled, read_preferences
 from protector_models.errors import ProtectorError
 from protector_models.training import DetectorTrainingArgs, train_detector
@@ -19,10 +20,16 @@ _DEFAULTS = DetectorTrainingArgs(output_dir="")
 
 
 def train_detector_command(
-    data: Annotated[list[Path], typer.Argument(help="Labelled JSON Lines (ours, PKU-SafeRLHF or BeaverTails rows).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to save the detector in.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(metavar="DATA", help="Labelled JSON Lines (ours, PKU-SafeRLHF or BeaverTails rows)."),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory to save the detector and its protector.yaml in.")
+    ],
     preferences: Annotated[
-        list[Path] | None, typer.Option("--preferences", help="Preference pairs for the ranking term (repeatable).")
+        list[Path] | None,
+        typer.Option("--preferences", metavar="FILE", help="Preference pairs for the ranking term (repeatable)."),
     ] = None,
     base: Annotated[str, typer.Option(help="Backbone: local dir, bundled model or hub id.")] = _DEFAULTS.base,
     mode: Annotated[Mode, typer.Option(help="lora, head (head only) or full fine-tune.")] = _DEFAULTS.mode,
@@ -35,7 +42,14 @@ def train_detector_command(
     ] = _DEFAULTS.window_tokens,
     window_stride: Annotated[int, typer.Option(min=1, help="Tokens between window starts.")] = _DEFAULTS.window_stride,
     lora_rank: Annotated[int, typer.Option(min=1)] = _DEFAULTS.lora_rank,
-    lora_targets: Annotated[str, typer.Option(help="Comma-separated module names.")] = ",".join(_DEFAULTS.lora_targets),
+    lora_target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lora-target",
+            metavar="NAME",
+            help=f"Modules to adapt (repeat, or comma-separate). Default: {', '.join(_DEFAULTS.lora_targets)}.",
+        ),
+    ] = None,
     ranking_weight: Annotated[float, typer.Option(min=0.0)] = _DEFAULTS.ranking_weight,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9)] = _DEFAULTS.val_fraction,
     patience: Annotated[
@@ -53,18 +67,26 @@ def train_detector_command(
     ] = _DEFAULTS.question_dropout,
     drop_category: Annotated[
         list[str] | None,
-        typer.Option("--drop-category", help="Leave out rows of this `category` (repeatable)."),
+        typer.Option("--drop-category", metavar="NAME", help="Leave out rows of this `category` (repeatable)."),
     ] = None,
     seed: Annotated[int, typer.Option()] = _DEFAULTS.seed,
-    device: Annotated[str, typer.Option()] = _DEFAULTS.device,
+    device: Annotated[str, typer.Option(help=f"{DEVICES}.")] = _DEFAULTS.device,
+    question_key: QuestionKeyOption = "question",
+    answer_key: AnswerKeyOption = "answer",
 ) -> None:
     """Train a detector; the threshold is picked on a validation split carved from DATA (never from dev)."""
     try:
+        checked_device(device)
         dropped = set(drop_category or [])
-        examples = [pair for path in data for pair in read_labelled(path) if pair.category not in dropped]
+        examples = [
+            pair
+            for path in data
+            for pair in read_labelled(path, question_key=question_key, answer_key=answer_key)
+            if pair.category not in dropped
+        ]
         pairs = [pair for path in preferences or [] for pair in read_preferences(path)]
         args = DetectorTrainingArgs(
-            output_dir=str(out),
+            output_dir=str(output),
             base=base,
             mode=mode,
             epochs=epochs,
@@ -75,7 +97,7 @@ def train_detector_command(
             window_stride=window_stride,
             lora_rank=lora_rank,
             lora_alpha=2 * lora_rank,
-            lora_targets=[name.strip() for name in lora_targets.split(",") if name.strip()],
+            lora_targets=split_names(lora_target) or _DEFAULTS.lora_targets,
             ranking_weight=ranking_weight,
             val_fraction=val_fraction,
             patience=patience,
@@ -107,4 +129,4 @@ def train_detector_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``train-detector`` to the command line."""
-    app.command("train-detector")(train_detector_command)
+    app.command("train-detector", short_help="Train a harm detector on labelled pairs.")(train_detector_command)

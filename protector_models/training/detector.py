@@ -22,7 +22,7 @@ from protector_models.detector import ClassifierDetector
 from protector_models.loading import load_sequence_classifier
 from protector_models.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
 from protector_models.pairs import Pair
-from protector_models.training.common import seed_everything, training_progress
+from protector_models.training.common import portable_source, seed_everything, training_progress
 from protector_models.windows import PairEncoder
 
 Mode = Literal["lora", "head", "full"]
@@ -305,13 +305,14 @@ def _save(
 ) -> None:
     """LoRA: the adapter (with the head); head/full: the whole model. Plus args and a ready config."""
     if args.mode == "lora":
-        model.peft_config["default"].base_model_name_or_path = args.base  # type: ignore[union-attr,index]
+        base = portable_source(args.base)
+        model.peft_config["default"].base_model_name_or_path = base  # type: ignore[union-attr,index]
         model.save_pretrained(output_dir, safe_serialization=True, save_embedding_layers=False)  # type: ignore[operator]
-        spec = {"source": args.base, "adapter": str(output_dir), "max_length": args.max_length}
+        spec = {"source": base, "adapter": str(output_dir.resolve()), "max_length": args.max_length}
     else:
         model.save_pretrained(output_dir, safe_serialization=True)  # type: ignore[operator]
         tokenizer.save_pretrained(output_dir)  # type: ignore[attr-defined]
-        spec = {"source": str(output_dir), "max_length": args.max_length}
+        spec = {"source": str(output_dir.resolve()), "max_length": args.max_length}
     (output_dir / "training_args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
     detector = {
         "kind": "classifier",

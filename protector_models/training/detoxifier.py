@@ -27,7 +27,7 @@ from protector_models.config import DEFAULT_REFUSAL, ModelSpec
 from protector_models.detox_data import DetoxExample
 from protector_models.loading import load_causal_lm
 from protector_models.templates import detoxify_prompts
-from protector_models.training.common import seed_everything, training_progress
+from protector_models.training.common import portable_source, seed_everything, training_progress
 
 DetoxMode = Literal["lora", "full"]
 IGNORE = -100
@@ -219,7 +219,7 @@ def _save(
     examples: Sequence[DetoxExample],
 ) -> None:
     """LoRA: the adapter (merged into the base at load); full: model and tokenizer. Plus args, card, config."""
-    base = _portable(args.base)
+    base = portable_source(args.base)
     if args.mode == "lora":
         model.peft_config["default"].base_model_name_or_path = base  # type: ignore[union-attr,index]
         model.save_pretrained(output_dir, safe_serialization=True, save_embedding_layers=False)  # type: ignore[operator]
@@ -238,12 +238,6 @@ def _save(
     }
     (output_dir / "protector.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (output_dir / "README.md").write_text(_model_card(args, examples))
-
-
-def _portable(source: str) -> str:
-    """An existing local directory as an absolute path (so the saved config works from anywhere); else as given."""
-    path = Path(source).expanduser()
-    return str(path.resolve()) if path.is_dir() else source
 
 
 def _model_card(args: DetoxifierTrainingArgs, examples: Sequence[DetoxExample]) -> str:

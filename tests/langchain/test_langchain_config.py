@@ -96,3 +96,19 @@ def test_quickstart_example_runs_as_written(tmp_path, detector_config, monkeypat
     lines = capsys.readouterr().out.splitlines()
     assert [line.rsplit(" ", 1)[-1] for line in lines if line.startswith("wrapped ->")] == ["True", "False"]
     assert "'How do I bake bread?' -> 'To bake bread, mix flour" in "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"threshold": 2}, "threshold: must be a number within [0, 1] (got 2)"),  # as Protector(threshold=2) says
+        ({"action": "delete"}, "action: Input should be 'pass', 'refuse', 'detoxify' or 'raise' (got 'delete')"),
+        ({"question_key": "a", "answer_key": "a"}, "question_key, answer_key and verdict_key must differ"),
+    ],
+)
+def test_bad_guard_settings_are_config_errors_worded_as_in_a_config_file(fields, message):
+    with pytest.raises(ConfigError) as caught:
+        MLLMProtector(protector=Protector(), **fields)
+    assert str(caught.value).startswith("invalid MLLMProtector settings (1 problem):\n  ")
+    assert message in str(caught.value)
+    assert "pydantic.dev" not in str(caught.value)

@@ -84,7 +84,10 @@ def test_middleware_without_langchain_says_how_to_install(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "langchain.agents.middleware", None)  # as if `langchain` were missing
     monkeypatch.delitem(sys.modules, "langchain_mllm_protector.middleware")
-    with pytest.raises(ImportError, match=r"pip install 'mllm-protector\[agents\]'"):
+    with pytest.raises(
+        ImportError,
+        match=r"pip install 'langchain>=1.0,<2' \(or, in a clone of mllm-protector, pip install '\.\[agents\]'\)",
+    ):
         _ = langchain_mllm_protector.MLLMProtectorMiddleware
 
 

@@ -173,7 +173,7 @@ def test_empty_node_list_makes_no_detector_call(protector: Protector) -> None:
 
 
 def test_bad_input_gives_clear_errors(protector: Protector) -> None:
-    with pytest.raises(ConfigError, match="action must be one of drop, redact, annotate, raise"):
+    with pytest.raises(ConfigError, match=r"action: must be one of drop, redact, annotate, raise \(got "):
         MLLMProtectorPostprocessor(protector, action="delete")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="threshold"):
         MLLMProtectorPostprocessor(protector, threshold=1.5)

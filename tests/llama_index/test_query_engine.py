@@ -145,7 +145,7 @@ def test_action_pass_annotates_only(index: VectorStoreIndex, protector: Protecto
 def test_bad_input_gives_clear_errors(index: VectorStoreIndex, protector: Protector) -> None:
     with pytest.raises(ConfigError, match="query_engine must be a LlamaIndex BaseQueryEngine"):
         ProtectedQueryEngine(index, protector)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="action must be one of pass, refuse, detoxify, raise"):
+    with pytest.raises(ConfigError, match=r"action: must be one of pass, refuse, detoxify, raise \(got "):
         ProtectedQueryEngine(index.as_query_engine(), protector, action="drop")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="detoxify_llm must be a LlamaIndex LLM"):
         ProtectedQueryEngine(index.as_query_engine(), protector, detoxify_llm="gpt-4")  # type: ignore[arg-type]

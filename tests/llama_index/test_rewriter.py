@@ -27,7 +27,7 @@ def test_rewriter_modes_pick_complete_or_chat() -> None:
     assert llm.prompts[0] == detoxify_prompt(Pair(QUESTION, HARMFUL))
     assert llm.prompts[1] != llm.prompts[0]  # chat wraps the prompt as a user message
     assert detoxify_prompt(Pair(QUESTION, HARMFUL)) in llm.prompts[1]
-    with pytest.raises(ConfigError, match="mode must be one of"):
+    with pytest.raises(ConfigError, match="mode: must be one of auto, complete, chat"):
         LlamaIndexRewriter(llm, mode="stream")  # type: ignore[arg-type]
 
 
