@@ -14,7 +14,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from protector_models.config_yaml import dump_config_yaml, read_config_yaml
@@ -148,6 +158,55 @@ class DetectorConfig(_Strict):
         return self
 
 
+def _http_url(url: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
+        raise ValueError("must be the service's base URL, like 'http://127.0.0.1:8000' (http or https, no query)")
+    return url.rstrip("/")
+
+
+class RemoteDetectorConfig(_Strict):
+    """A detector served elsewhere (``mllm-protector serve``): pairs go out over HTTP, scores come back.
+
+    Thresholds and actions stay with the caller; every network failure is a model failure (``on_error``).
+    """
+
+    kind: Literal["remote"] = "remote"
+    url: Annotated[str, Field(max_length=2048), AfterValidator(_http_url)] = Field(
+        description="Base URL of the service; pairs are POSTed to `{url}/v1/check`."
+    )
+    timeout_s: float = Field(10.0, gt=0, le=600, description="Seconds allowed for each attempt.")
+    retries: int = Field(2, ge=0, le=10, description="Further attempts after a connection error or a 5xx reply.")
+    backoff_s: float = Field(0.2, ge=0, le=30, description="Wait before the first retry; doubled for each next one.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Pairs per request (at most the server's limit).")
+
+
+def _detector_kind(value: Any) -> str:
+    """The tag of a detector config: its ``kind``, where a mapping without one is a classifier."""
+    kind = value.get("kind", "classifier") if isinstance(value, Mapping) else getattr(value, "kind", None)
+    return kind if isinstance(kind, str) else ""
+
+
+AnyDetectorConfig = Annotated[
+    Annotated[DetectorConfig, Tag("classifier")] | Annotated[RemoteDetectorConfig, Tag("remote")],
+    Discriminator(
+        _detector_kind,
+        custom_error_type="detector_kind",
+        custom_error_message="detector `kind` must be 'classifier' (the default) or 'remote'",
+    ),
+]
+"""Every detector kind; a config without ``kind`` is a classifier."""
+
+
+class BatchingConfig(_Strict):
+    """Micro-batching: concurrent calls on one protector share detector passes (see ``batcher.py``)."""
+
+    max_batch_size: int = Field(32, ge=1, le=65536, description="Most pairs gathered into one detector call.")
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="Longest a call waits for others to join its batch (from its arrival)."
+    )
+    max_queue: int = Field(1024, ge=1, le=1_000_000, description="Most calls waiting; beyond it a call fails.")
+
+
 class RefusalRewriterConfig(_Strict):
     """Replaces a flagged answer with the protector's `refusal_text`."""
 
@@ -178,7 +237,7 @@ RewriterConfig = Annotated[RefusalRewriterConfig | CausalLMRewriterConfig, Field
 class ProtectorConfig(_Strict):
     """Everything a :class:`~protector_models.Protector` needs, as data."""
 
-    detector: DetectorConfig
+    detector: AnyDetectorConfig
     rewriter: RewriterConfig = Field(default_factory=RefusalRewriterConfig)
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Scores at or above this are flagged.")
     action: Action = Field("detoxify", description="What to do with a flagged answer.")
@@ -186,6 +245,9 @@ class ProtectorConfig(_Strict):
     on_error: OnError = Field("raise", description="What to do when a model fails.")
     rescore_rewrites: bool = Field(
         True, description="Score each detoxified answer again; one still flagged is replaced by the refusal."
+    )
+    batching: BatchingConfig | None = Field(
+        None, description="Gather concurrent calls into shared detector passes; off (null) by default."
     )
 
     @classmethod
@@ -319,7 +381,10 @@ def describe_validation_error(
     allowed ones, and the closest as a suggestion)."""
     lines = [f"{title} ({error.error_count()} problem{'s' * (error.error_count() > 1)}):"]
     for item in error.errors()[:_MAX_PROBLEMS]:
-        path = ".".join(part if isinstance(part, str) and len(part) <= 80 else shown(part, 80) for part in item["loc"])
+        path = ".".join(
+            part if isinstance(part, str) and len(part) <= 80 else shown(part, 80)
+            for part in _yaml_path(model, item["loc"])
+        )
         parent = _model_at(model, item["loc"][:-1])
         if item["type"] == "extra_forbidden":
             allowed = sorted(parent.model_fields) if parent else []
@@ -372,6 +437,20 @@ def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseMo
             return None
         candidates = _models_in(field.annotation)
     return candidates[0] if len(candidates) == 1 else None
+
+
+def _yaml_path(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[int | str]:
+    """A validation error's location as keys of the YAML: the tags pydantic adds for tagged unions left out."""
+    path, candidates = [], [model]
+    for part in loc:
+        tagged = {c.model_fields["kind"].default: c for c in candidates if "kind" in c.model_fields}
+        if len(candidates) > 1 and part in tagged:
+            candidates = [tagged[part]]
+            continue
+        path.append(part)
+        field = candidates[0].model_fields.get(str(part)) if len(candidates) == 1 else None
+        candidates = _models_in(field.annotation) if field is not None else []
+    return path
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

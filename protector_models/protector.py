@@ -12,12 +12,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
+from protector_models.batcher import MicroBatcher
 from protector_models.config import (
     DEFAULT_REFUSAL,
     Action,
+    AnyDetectorConfig,
+    BatchingConfig,
     CausalLMRewriterConfig,
     OnError,
     ProtectorConfig,
+    RemoteDetectorConfig,
     RewriterConfig,
     check_action,
     check_threshold,
@@ -38,6 +42,7 @@ from protector_models.results import Result, Verdict
 from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
 
 _T = TypeVar("_T")
+_D = TypeVar("_D", bound=Detector)
 
 
 class Protector:
@@ -47,6 +52,10 @@ class Protector:
     same as ``Protector.from_preset("default")``; ``threshold`` defaults to 0.5 for a detector you pass in.
     Models load on first use, so building a protector is cheap. Benign answers come back byte-for-byte
     unchanged.
+
+    With ``batching`` (a :class:`BatchingConfig`), concurrent calls from threads or asyncio share detector
+    passes through a :class:`~protector_models.batcher.MicroBatcher`; :meth:`close` (or ``with``) stops its
+    worker, after which this protector scores nothing more.
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class Protector:
         refusal_text: str = DEFAULT_REFUSAL,
         on_error: OnError = "raise",
         rescore_rewrites: bool = True,
+        batching: BatchingConfig | None = None,
     ) -> None:
         if threshold is None:  # the embedded default's own threshold, else the neutral 0.5
             threshold = DEFAULT_THRESHOLD if detector is None else 0.5
@@ -85,12 +95,19 @@ class Protector:
         self.refusal_text = refusal_text
         self.on_error: OnError = on_error
         self.rescore_rewrites = rescore_rewrites
+        if batching is not None and not isinstance(batching, BatchingConfig):
+            raise ConfigError(f"batching must be a BatchingConfig or None; got {type(batching).__name__}")
+        self.batching = batching
         self.config: ProtectorConfig | None = None
         self._detector = detector
         self._rewriter = rewriter or RefusalRewriter(refusal_text)
         self._detector_factory: Callable[[], Detector] = _default_detector
         self._rewriter_factory: Callable[[], Rewriter] | None = None
         self._lock = threading.Lock()
+        self._batcher: MicroBatcher | None = None
+        self._parent: Protector | None = None  # a clone (`with_rewriter`) scores through its parent
+        self._owns_detector = False
+        self._closed = False
 
     @classmethod
     def from_config(
@@ -108,9 +125,10 @@ class Protector:
             refusal_text=config.refusal_text,
             on_error=config.on_error,
             rescore_rewrites=config.rescore_rewrites,
+            batching=config.batching,
         )
         protector.config = config
-        protector._detector_factory = lambda: ClassifierDetector.from_config(config.detector)
+        protector._detector_factory = lambda: _detector_from_config(config.detector)
         if rewriter is None:
             protector._rewriter_factory = _rewriter_factory(config.rewriter, config.refusal_text)
         return protector
@@ -132,7 +150,22 @@ class Protector:
             with self._lock:
                 if self._detector is None:
                     self._detector = _load("detector", self._detector_factory)
+                    self._owns_detector = self._parent is None
         return self._detector
+
+    @property
+    def batcher(self) -> MicroBatcher | None:
+        """The micro-batcher in front of the detector, started on first use; None when batching is off."""
+        if self._parent is not None:
+            return self._parent.batcher
+        if self.batching is None:
+            return None
+        if self._batcher is None:
+            detector = self.detector  # loaded outside the lock, which loading takes
+            with self._lock:
+                if self._batcher is None:
+                    self._batcher = MicroBatcher(detector, self.batching)
+        return self._batcher
 
     @property
     def rewriter(self) -> Rewriter:
@@ -156,15 +189,34 @@ class Protector:
             refusal_text=self.refusal_text,
             on_error=self.on_error,
             rescore_rewrites=self.rescore_rewrites,
+            batching=self.batching,
         )
         clone.config = self.config
         clone._detector_factory = lambda: self.detector
+        clone._parent = self  # shares this protector's micro-batcher; closing the clone closes nothing of ours
         return clone
 
     def load(self) -> Self:
-        """Load every model now rather than on first use."""
-        _ = self.detector, self.rewriter
+        """Load every model now rather than on first use (and start the micro-batcher, if any)."""
+        _ = self.detector, self.rewriter, self.batcher
         return self
+
+    def close(self) -> None:
+        """Stop the micro-batcher (after the calls already queued) and close a detector this protector built
+        (a remote detector's connections). Later calls fail with :class:`ModelRuntimeError` (``on_error``)."""
+        with self._lock:
+            self._closed, batcher = True, self._batcher
+        if batcher is not None:
+            batcher.close()
+        close = getattr(self._detector, "close", None) if self._owns_detector else None
+        if callable(close):
+            close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def check(self, pairs: Sequence[PairLike], *, threshold: float | None = None) -> list[Verdict]:
         """Score pairs and compare with the threshold; nothing is rewritten."""
@@ -182,6 +234,12 @@ class Protector:
         pairs = as_pairs(pairs)
         action, threshold = self._action(action), self._threshold(threshold)
         verdicts, detect_ms = self._check(pairs, threshold)
+        return self._act(pairs, verdicts, action, threshold, detect_ms)
+
+    def _act(
+        self, pairs: list[Pair], verdicts: list[Verdict], action: Action, threshold: float, detect_ms: float
+    ) -> list[Result]:
+        """The results of ``protect`` once the pairs are scored: refuse, rewrite or raise for the flagged ones."""
         results = [
             self._unrewritten(pair, verdict, action, detect_ms) for pair, verdict in zip(pairs, verdicts, strict=True)
         ]
@@ -201,33 +259,82 @@ class Protector:
         return self.protect([(question, answer)], **overrides)[0]
 
     async def acheck(self, pairs: Sequence[PairLike], *, threshold: float | None = None) -> list[Verdict]:
-        """:meth:`check` in a worker thread, so the event loop stays free while the model runs."""
-        return await asyncio.to_thread(self.check, pairs, threshold=threshold)
+        """:meth:`check` without blocking the event loop: awaits the micro-batcher, or runs in a worker thread."""
+        batcher = await self._abatcher()
+        if batcher is None:
+            return await asyncio.to_thread(self.check, pairs, threshold=threshold)
+        verdicts, _ = await self._acheck(as_pairs(pairs), self._threshold(threshold), batcher)
+        return verdicts
 
     async def aprotect(
         self, pairs: Sequence[PairLike], *, threshold: float | None = None, action: Action | None = None
     ) -> list[Result]:
-        """:meth:`protect` in a worker thread, so the event loop stays free while the model runs."""
-        return await asyncio.to_thread(self.protect, pairs, threshold=threshold, action=action)
+        """:meth:`protect` without blocking the event loop (a rewriter model runs in a worker thread)."""
+        batcher = await self._abatcher()
+        if batcher is None:
+            return await asyncio.to_thread(self.protect, pairs, threshold=threshold, action=action)
+        pairs = as_pairs(pairs)
+        action, threshold = self._action(action), self._threshold(threshold)
+        verdicts, detect_ms = await self._acheck(pairs, threshold, batcher)
+        if action == "detoxify" and any(v.flagged and v.checked for v in verdicts):
+            return await asyncio.to_thread(self._act, pairs, verdicts, action, threshold, detect_ms)
+        return self._act(pairs, verdicts, action, threshold, detect_ms)
+
+    def _scorer(self) -> Detector:
+        """What scores pairs: the micro-batcher when batching is on, else the detector (either loaded now)."""
+        return self.batcher or self.detector
+
+    def _open(self, scorer: _D) -> _D:
+        """``scorer``, unless this protector is closed: that is a model failure, so ``on_error`` applies."""
+        if self._closed:
+            raise ModelRuntimeError("this Protector is closed; it scores nothing more")
+        return scorer
+
+    async def _abatcher(self) -> MicroBatcher | None:
+        """The micro-batcher for an async call (loading the model in a thread on first use), or None."""
+        owner = self._parent or self
+        if owner.batching is None or self._closed:
+            return None
+        if owner._batcher is None:  # the first call loads the model: not on the event loop
+            return await asyncio.to_thread(lambda: owner.batcher)
+        return owner._batcher
 
     def _check(self, pairs: list[Pair], threshold: float) -> tuple[list[Verdict], float]:
         if not pairs:
             return [], 0.0
-        detector = self.detector  # a model that cannot load is a configuration error, whatever on_error says
+        scorer = self._scorer()  # a model that cannot load is a configuration error, whatever on_error says
         started = time.perf_counter()
         try:
-            scores = _valid_scores(detector.score(pairs), len(pairs))
-        except ProtectorError as error:
-            if isinstance(error, ModelRuntimeError) and self.on_error != "raise":
-                return self._unchecked(len(pairs), str(error)), 0.0
-            raise
+            scores = _valid_scores(self._open(scorer).score(pairs), len(pairs))
         except Exception as error:
-            message = f"detector failed: {type(error).__name__}: {error}"
-            if self.on_error == "raise":
-                raise ModelRuntimeError(message) from error
-            return self._unchecked(len(pairs), message), 0.0
-        detect_ms = (time.perf_counter() - started) * 1000 / len(pairs)
+            return self._unscored(error, len(pairs)), 0.0
+        return self._verdicts(scores, threshold, started)
+
+    async def _acheck(self, pairs: list[Pair], threshold: float, batcher: MicroBatcher) -> tuple[list[Verdict], float]:
+        if not pairs:
+            return [], 0.0
+        started = time.perf_counter()
+        try:
+            scores = _valid_scores(await self._open(batcher).ascore(pairs), len(pairs))
+        except Exception as error:
+            return self._unscored(error, len(pairs)), 0.0
+        return self._verdicts(scores, threshold, started)
+
+    @staticmethod
+    def _verdicts(scores: list[float], threshold: float, started: float) -> tuple[list[Verdict], float]:
+        detect_ms = (time.perf_counter() - started) * 1000 / len(scores)
         return [Verdict(score, score >= threshold) for score in scores], detect_ms
+
+    def _unscored(self, error: Exception, count: int) -> list[Verdict]:
+        """The verdicts of pairs the detector failed on (``on_error`` pass or block), or the error to raise."""
+        if isinstance(error, ProtectorError):
+            if isinstance(error, ModelRuntimeError) and self.on_error != "raise":
+                return self._unchecked(count, str(error))
+            raise error
+        message = f"detector failed: {type(error).__name__}: {error}"
+        if self.on_error == "raise":
+            raise ModelRuntimeError(message) from error
+        return self._unchecked(count, message)
 
     def _unchecked(self, count: int, error: str) -> list[Verdict]:
         """Verdicts for pairs the detector could not score: flagged under ``on_error="block"``."""
@@ -297,7 +404,7 @@ class Protector:
             return
         try:
             scores = _valid_scores(
-                self.detector.score([Pair(pairs[indices[k]].question, texts[k]) for k in todo]), len(todo)
+                self._open(self._scorer()).score([Pair(pairs[indices[k]].question, texts[k]) for k in todo]), len(todo)
             )
         except Exception as failure:
             message = f"scoring the rewrite failed: {type(failure).__name__}: {failure}"
@@ -373,6 +480,13 @@ def _rewriter_factory(config: RewriterConfig, refusal_text: str) -> Callable[[],
     return lambda: RefusalRewriter(refusal_text)
 
 
+def _detector_from_config(config: AnyDetectorConfig) -> Detector:
+    if isinstance(config, RemoteDetectorConfig):
+        from protector_models.remote import RemoteDetector  # httpx only where a remote detector is used
+
+        return RemoteDetector.from_config(config)
+    return ClassifierDetector.from_config(config)
+
+
 def _default_detector() -> Detector:
-    config = ProtectorConfig.from_dict(preset_dict("default"))
-    return ClassifierDetector.from_config(config.detector)
+    return _detector_from_config(ProtectorConfig.from_dict(preset_dict("default")).detector)
