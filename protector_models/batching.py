@@ -10,11 +10,30 @@ import torch
 _PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": -100}
 
 
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
-    """Indices grouped into batches of similar length, longest first (so memory trouble shows at once)."""
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, max_padding: float | None = None
+) -> Iterator[list[int]]:
+    """Indices grouped into batches of similar length, longest first (so memory trouble shows at once).
+
+    With ``max_padding``, a batch also ends before its padding would exceed that share of its real tokens: a
+    few long inputs then never pad many short ones (on a CPU, a padded token costs as much as a real one).
+    """
     order = sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True)
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
+    if max_padding is None:
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+        return
+    batch: list[int] = []
+    tokens = 0
+    for index in order:
+        padded = lengths[batch[0]] * (len(batch) + 1) if batch else 0  # the first of a batch is its longest
+        if batch and (len(batch) == batch_size or padded > (tokens + lengths[index]) * (1 + max_padding)):
+            yield batch
+            batch, tokens = [], 0
+        batch.append(index)
+        tokens += lengths[index]
+    if batch:
+        yield batch
 
 
 def pad_features(

@@ -143,6 +143,11 @@ class DetectorConfig(_Strict):
         "harmful", description="What the checkpoint's output estimates; `safe` is inverted once, at load."
     )
     batch_size: int = Field(32, ge=1, description="Inputs (answer windows) per forward pass.")
+    max_padding: float | None = Field(
+        0.25,
+        ge=0,
+        description="A batch ends before its padding exceeds this share of its real tokens (null: no limit).",
+    )
     window_tokens: int = Field(
         384, ge=8, description="Answer tokens per window: a longer answer is read in overlapping windows."
     )

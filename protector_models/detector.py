@@ -45,6 +45,7 @@ class ClassifierDetector:
         window_tokens: int = 384,
         window_stride: int = 256,
         batch_size: int = 32,
+        max_padding: float | None = 0.25,
         score_meaning: Literal["harmful", "safe"] = "harmful",
     ) -> None:
         num_labels = model.config.num_labels
@@ -56,6 +57,7 @@ class ClassifierDetector:
         self.max_length = min(max_length, _model_limit(model) or max_length)
         self.encoder = PairEncoder(tokenizer, self.template, WindowSpec(self.max_length, window_tokens, window_stride))
         self.batch_size = batch_size
+        self.max_padding = max_padding
         self.invert = score_meaning == "safe"  # decided once: every score below means P(harmful)
 
     @classmethod
@@ -70,6 +72,7 @@ class ClassifierDetector:
             window_tokens=config.window_tokens,
             window_stride=config.window_stride,
             batch_size=config.batch_size,
+            max_padding=config.max_padding,
             score_meaning=config.score_meaning,
         )
 
@@ -96,7 +99,7 @@ class ClassifierDetector:
         if self.encoder.uses_token_types:
             features["token_type_ids"] = [w.token_type_ids for w in windows]
         lengths = [len(ids) for ids in features["input_ids"]]
-        for chunk in length_sorted_batches(lengths, self.batch_size):
+        for chunk in length_sorted_batches(lengths, self.batch_size, self.max_padding):
             batch = pad_features(
                 features, chunk, pad_token_id=self.tokenizer.pad_token_id, padding_side=self.tokenizer.padding_side
             )
