@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from protector_models.cli import detox, evaluate, pins, scan, train
+from protector_models.cli import detox, evaluate, pins, scan, serve, train
 
 app = typer.Typer(
     name="mllm-protector",
@@ -42,5 +42,6 @@ evaluate.register(app)
 train.register(app)
 detox.register(app)
 pins.register(app)
+serve.register(app)
 
 __all__ = ["app"]

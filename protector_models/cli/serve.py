@@ -1,0 +1,95 @@
+"""``mllm-protector serve``: the HTTP service (FastAPI + uvicorn) for one protector, model loaded once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from protector_models.cli.options import build_config, fail
+from protector_models.config import BatchingConfig, ProtectorConfig
+from protector_models.errors import ProtectorError
+from protector_models.serving.settings import ServeSettings, read_serve_settings
+
+INSTALL_HINT = 'the service needs FastAPI and uvicorn: pip install "mllm-protector[serve]"'
+
+
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML config; its `serve:` section sets the service.")
+    ] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Named preset; `default` when no --config.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="TCP port (default 8000).")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0)] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")] = None,
+    max_batch_size: Annotated[
+        int | None, typer.Option("--max-batch-size", min=1, help="Most pairs the micro-batcher gathers.")
+    ] = None,
+    max_wait_ms: Annotated[
+        float | None, typer.Option("--max-wait-ms", min=0.0, help="Longest a request waits for others to join.")
+    ] = None,
+    no_batching: Annotated[
+        bool, typer.Option("--no-batching", help="Score each request on its own (for comparison).")
+    ] = False,
+    max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Most pairs per request.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve POST /v1/check and /v1/protect, GET /healthz and /metrics over HTTP.
+
+    Concurrent requests share detector passes (micro-batching, on unless --no-batching). The detector reads the
+    question and answer text of every request; bind to 127.0.0.1 (the default) unless a gateway guards the port.
+    """
+    try:
+        import uvicorn
+
+        from protector_models.serving.app import create_app
+    except ImportError as error:
+        raise fail(ImportError(f"{INSTALL_HINT} ({error})")) from None
+    try:
+        core = _with_batching(
+            build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size),
+            off=no_batching,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_wait_ms,
+        )
+        settings = _settings(config, host=host, port=port, max_pairs=max_pairs)
+        from protector_models.protector import Protector
+
+        app = create_app(Protector.from_config(core), settings)
+    except (ProtectorError, OSError) as error:
+        raise fail(error) from None
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+    )
+
+
+def _with_batching(
+    config: ProtectorConfig, *, off: bool, max_batch_size: int | None, max_wait_ms: float | None
+) -> ProtectorConfig:
+    """The config with micro-batching on (the config's settings, or the defaults), or off with ``off``."""
+    if off:
+        return config.model_copy(update={"batching": None})
+    batching: dict[str, Any] = (config.batching or BatchingConfig()).model_dump()
+    if max_batch_size is not None:
+        batching["max_batch_size"] = max_batch_size
+    if max_wait_ms is not None:
+        batching["max_wait_ms"] = max_wait_ms
+    return ProtectorConfig.from_dict({**config.model_dump(), "batching": batching})
+
+
+def _settings(config: Path | None, **overrides: Any) -> ServeSettings:
+    settings = read_serve_settings(config) if config else ServeSettings()
+    changed = {key: value for key, value in overrides.items() if value is not None}
+    return ServeSettings.from_dict({**settings.model_dump(), **changed}) if changed else settings
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the command line."""
+    app.command("serve")(serve)

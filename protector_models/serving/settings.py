@@ -1,0 +1,89 @@
+"""The service's own settings: the ``serve:`` section of a config YAML, next to the core's ``protector:``.
+
+::
+
+    protector:            # the core schema (docs/configuration.md)
+      preset: default
+      batching: {max_batch_size: 32, max_wait_ms: 5}
+    serve:                # optional: this section (ServeSettings)
+      port: 8000
+      max_pairs: 256
+      ray: {num_replicas: 2, num_gpus: 1}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from protector_models.config import describe_validation_error
+from protector_models.config_yaml import read_config_yaml
+from protector_models.errors import ConfigError
+
+SECTION = "serve"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class RayAutoscaling(_Strict):
+    """Ray Serve autoscaling: replicas are added while each has more than ``target_ongoing_requests``."""
+
+    min_replicas: int = Field(1, ge=0, le=1000)
+    max_replicas: int = Field(4, ge=1, le=1000)
+    target_ongoing_requests: float = Field(32.0, gt=0, description="Requests in flight per replica to aim for.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
+        return self
+
+
+class RaySettings(_Strict):
+    """How the Ray Serve deployment runs: replicas, their resources, autoscaling."""
+
+    num_replicas: int = Field(1, ge=1, le=1000, description="Replicas, each with its own model (unless autoscaling).")
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per replica.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (e.g. 1, or 0.5 to share one between two).")
+    max_ongoing_requests: int = Field(
+        128, ge=1, description="Requests one replica takes at once (its batcher gathers them)."
+    )
+    autoscaling: RayAutoscaling | None = Field(None, description="Scale between min and max replicas by load.")
+    route_prefix: str = Field("/", pattern=r"^/[A-Za-z0-9_\-/]*$")
+
+
+class ServeSettings(_Strict):
+    """Where the service listens and what a request may hold."""
+
+    host: str = Field("127.0.0.1", min_length=1, description="Address to bind; 0.0.0.0 exposes it to the network.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port).")
+    max_pairs: int = Field(256, ge=1, le=100_000, description="Most pairs in one request.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body, in bytes.")
+    graceful_shutdown_s: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight requests may finish.")
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "serve settings") -> Self:
+        """Validate a mapping; unknown keys are named with the allowed ones."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source} must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as error:
+            raise ConfigError(describe_validation_error(error, cls, f"invalid {source}")) from None
+
+
+def read_serve_settings(path: str | Path) -> ServeSettings:
+    """The ``serve:`` section of a config YAML (defaults when there is none)."""
+    path = Path(path)
+    data = read_config_yaml(path)
+    if not isinstance(data, Mapping) or data.get(SECTION) is None:
+        return ServeSettings()
+    if not isinstance(data.get("protector"), Mapping):
+        raise ConfigError(f"{path}: a file with a '{SECTION}:' section keeps the core keys under 'protector:'")
+    return ServeSettings.from_dict(data[SECTION], source=f"'{SECTION}:' section of {path}")
