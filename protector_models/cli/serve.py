@@ -8,9 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from protector_models.cli.options import build_config, fail
-from protector_models.config import BatchingConfig, ProtectorConfig
 from protector_models.errors import ProtectorError
-from protector_models.serving.settings import ServeSettings, read_serve_settings
+from protector_models.serving.settings import ServeSettings, read_serve_settings, with_batching
 
 INSTALL_HINT = 'the service needs FastAPI and uvicorn: pip install "mllm-protector[serve]"'
 
@@ -49,7 +48,7 @@ def serve(
     except ImportError as error:
         raise fail(ImportError(f"{INSTALL_HINT} ({error})")) from None
     try:
-        core = _with_batching(
+        core = with_batching(
             build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size),
             off=no_batching,
             max_batch_size=max_batch_size,
@@ -68,20 +67,6 @@ def serve(
         log_level=log_level,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
     )
-
-
-def _with_batching(
-    config: ProtectorConfig, *, off: bool, max_batch_size: int | None, max_wait_ms: float | None
-) -> ProtectorConfig:
-    """The config with micro-batching on (the config's settings, or the defaults), or off with ``off``."""
-    if off:
-        return config.model_copy(update={"batching": None})
-    batching: dict[str, Any] = (config.batching or BatchingConfig()).model_dump()
-    if max_batch_size is not None:
-        batching["max_batch_size"] = max_batch_size
-    if max_wait_ms is not None:
-        batching["max_wait_ms"] = max_wait_ms
-    return ProtectorConfig.from_dict({**config.model_dump(), "batching": batching})
 
 
 def _settings(config: Path | None, **overrides: Any) -> ServeSettings:

@@ -19,7 +19,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from protector_models.config import describe_validation_error
+from protector_models.config import BatchingConfig, ProtectorConfig, describe_validation_error
 from protector_models.config_yaml import read_config_yaml
 from protector_models.errors import ConfigError
 
@@ -87,3 +87,18 @@ def read_serve_settings(path: str | Path) -> ServeSettings:
     if not isinstance(data.get("protector"), Mapping):
         raise ConfigError(f"{path}: a file with a '{SECTION}:' section keeps the core keys under 'protector:'")
     return ServeSettings.from_dict(data[SECTION], source=f"'{SECTION}:' section of {path}")
+
+
+def with_batching(
+    config: ProtectorConfig, *, off: bool = False, max_batch_size: int | None = None, max_wait_ms: float | None = None
+) -> ProtectorConfig:
+    """``config`` as a service runs it: micro-batching on (its own settings, or the defaults, with these
+    overrides), or off with ``off``. Concurrent requests then share detector passes."""
+    if off:
+        return config.model_copy(update={"batching": None})
+    batching: dict[str, Any] = (config.batching or BatchingConfig()).model_dump()
+    if max_batch_size is not None:
+        batching["max_batch_size"] = max_batch_size
+    if max_wait_ms is not None:
+        batching["max_wait_ms"] = max_wait_ms
+    return ProtectorConfig.from_dict({**config.model_dump(), "batching": batching})
