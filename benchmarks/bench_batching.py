@@ -76,11 +76,14 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=1, help="Batcher threads scoring batches at once.")
     options = parser.parse_args()
 
     pairs = mixed_pairs(options.pairs)
     plain = Protector.from_preset(options.preset).load()
-    batching = BatchingConfig(max_batch_size=options.max_batch_size, max_wait_ms=options.max_wait_ms)
+    batching = BatchingConfig(
+        max_batch_size=options.max_batch_size, max_wait_ms=options.max_wait_ms, workers=options.workers
+    )
     batched = Protector(plain.detector, threshold=plain.threshold, batching=batching).load()
     plain.check(pairs[:32])  # warm-up
 
@@ -96,7 +99,7 @@ def main() -> None:
 
     print(
         f"preset={options.preset} pairs={len(pairs)} clients={options.clients} torch_threads={torch.get_num_threads()} "
-        f"max_batch_size={options.max_batch_size} max_wait_ms={options.max_wait_ms:g}"
+        f"max_batch_size={options.max_batch_size} max_wait_ms={options.max_wait_ms:g} workers={options.workers}"
     )
     print("| run | pairs/s | p50 ms | p99 ms |\n|---|---|---|---|")
     print(f"| in-process `check(all pairs)`, one call | {in_process:.1f} | | |")

@@ -1,13 +1,15 @@
 """Dynamic micro-batching: concurrent ``score`` calls on one detector gathered into shared detector passes.
 
 A :class:`MicroBatcher` wraps any :class:`~protector_models.detector.Detector` and is one itself. Each call is
-queued; a single worker thread takes the oldest call, waits at most ``max_wait_ms`` (counted from that call's
-arrival) for others to join until ``max_batch_size`` pairs are gathered, scores them all in one
-``detector.score`` call, and hands each caller its own scores, in its own order. A call larger than
-``max_batch_size`` goes alone. When a batch fails, every call in it (and no other) gets the error.
+queued; a worker thread takes the oldest call, waits at most ``max_wait_ms`` (counted from that call's arrival)
+for others to join until ``max_batch_size`` pairs are gathered, scores them all in one ``detector.score`` call,
+and hands each caller its own scores, in its own order. A call larger than ``max_batch_size`` goes alone. When a
+batch fails, every call in it (and no other) gets the error. One worker by default; with ``workers`` > 1,
+several batches are scored at once (CPU cores each running a pass, or a GPU pass overlapping the next
+batch's tokenisation).
 
-The worker holds no reference to the batcher: a batcher that is garbage-collected, closed, or alive at
-interpreter exit stops its worker after the calls already queued.
+The workers hold no reference to the batcher: a batcher that is garbage-collected, closed, or alive at
+interpreter exit stops its workers after the calls already queued.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class _Call:
 
 
 _STOP = object()
-"""Queued by ``close``: calls queued before it are still served, then the worker ends."""
+"""Queued by ``close``, once per worker: calls queued before it are still served, then the worker ends."""
 
 
 class MicroBatcher:
@@ -73,18 +75,22 @@ class MicroBatcher:
         self._lock = threading.Lock()
         self._closed = False
         self._pid = os.getpid()
-        self._worker = self._start_worker()
-        self._finalizer = weakref.finalize(self, _stop_worker, self._queue, self._worker)
+        self._workers = self._start_workers()
+        self._finalizer = weakref.finalize(self, _stop_workers, self._queue, self._workers)
 
-    def _start_worker(self) -> threading.Thread:
-        worker = threading.Thread(
-            target=_work,
-            args=(self._queue, self._slots, self.detector, self.config, self._observers),
-            name=f"mllm-protector-batcher-{id(self):x}",
-            daemon=True,  # never blocks interpreter exit; the finalizer (run at exit too) stops it cleanly
-        )
-        worker.start()
-        return worker
+    def _start_workers(self) -> list[threading.Thread]:
+        workers = [
+            threading.Thread(
+                target=_work,
+                args=(self._queue, self._slots, self.detector, self.config, self._observers),
+                name=f"mllm-protector-batcher-{id(self):x}-{number}",
+                daemon=True,  # never blocks interpreter exit; the finalizer (run at exit too) stops it cleanly
+            )
+            for number in range(self.config.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        return workers
 
     @property
     def closed(self) -> bool:
@@ -134,7 +140,7 @@ class MicroBatcher:
                 return
             self._closed = True
         self._finalizer.detach()
-        _stop_worker(self._queue, self._worker, timeout)
+        _stop_workers(self._queue, self._workers, timeout)
 
     def __enter__(self) -> Self:
         return self
@@ -147,17 +153,20 @@ class MicroBatcher:
         self._queue = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(self.config.max_queue)
         self._slots.acquire()  # the call being submitted holds one slot
-        self._worker = self._start_worker()
+        self._workers = self._start_workers()
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _stop_worker, self._queue, self._worker)
+        self._finalizer = weakref.finalize(self, _stop_workers, self._queue, self._workers)
 
 
-def _stop_worker(
-    calls: queue.SimpleQueue[_Call | object], worker: threading.Thread, timeout: float | None = 5.0
+def _stop_workers(
+    calls: queue.SimpleQueue[_Call | object], workers: list[threading.Thread], timeout: float | None = 5.0
 ) -> None:
-    calls.put(_STOP)
-    if worker is not threading.current_thread():
-        worker.join(timeout)
+    for _ in workers:
+        calls.put(_STOP)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for worker in workers:
+        if worker is not threading.current_thread():
+            worker.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
 
 
 def _work(
@@ -167,7 +176,7 @@ def _work(
     config: BatchingConfig,
     observers: list[BatchObserver],
 ) -> None:
-    """The worker: gather calls into batches and score them, until ``_STOP``."""
+    """One worker: gather calls into batches and score them, until ``_STOP``."""
     max_wait = config.max_wait_ms / 1000
     held: _Call | None = None  # a call taken from the queue that did not fit into the previous batch
     while True:

@@ -210,6 +210,9 @@ class BatchingConfig(_Strict):
         5.0, ge=0, le=10_000, description="Longest a call waits for others to join its batch (from its arrival)."
     )
     max_queue: int = Field(1024, ge=1, le=1_000_000, description="Most calls waiting; beyond it a call fails.")
+    workers: int = Field(
+        1, ge=1, le=64, description="Threads scoring batches at once (more than one: CPU cores, or overlap on GPU)."
+    )
 
 
 class RefusalRewriterConfig(_Strict):

@@ -185,7 +185,7 @@ def test_close_serves_what_is_queued_then_refuses(detector):
     detector.gate.set()
     closing.join(30)
     assert [len(future.result(timeout=1)) for future in futures] == [1, 1, 1]
-    assert not batcher._worker.is_alive()
+    assert not any(worker.is_alive() for worker in batcher._workers)
 
 
 def test_a_closed_protector_fails_per_on_error(protector):
@@ -200,7 +200,7 @@ def test_a_closed_protector_fails_per_on_error(protector):
 def test_a_forgotten_batcher_stops_its_worker(detector):
     batcher = MicroBatcher(detector)
     batcher.score([BENIGN])
-    worker = batcher._worker
+    (worker,) = batcher._workers
     del batcher
     gc.collect()
     worker.join(10)
@@ -234,3 +234,19 @@ def test_a_forked_process_gets_its_own_worker(detector, protector):
         assert receive.poll(60), "the forked child never got its scores"
         assert receive.recv() == protector.detector.score([HARMFUL])
         child.join(30)
+
+
+def test_several_workers_score_batches_at_once(detector, protector):
+    with MicroBatcher(detector, BatchingConfig(max_wait_ms=0, max_batch_size=1, workers=2)) as batcher:
+        detector.gate.clear()
+        futures = [batcher.submit([pair]) for pair in (HARMFUL, BENIGN, HARMFUL)]
+        _wait_for(lambda: len(detector.sizes) == 2)  # two passes under way while the gate is shut
+        time.sleep(0.1)
+        assert len(detector.sizes) == 2  # and no third: each worker runs one pass at a time
+        detector.gate.set()
+        assert [f.result(timeout=30) for f in futures] == [
+            protector.detector.score([p]) for p in (HARMFUL, BENIGN, HARMFUL)
+        ]
+        workers = batcher._workers
+    assert len(workers) == 2
+    assert not any(worker.is_alive() for worker in workers)

@@ -168,7 +168,7 @@ def test_shutdown_closes_the_protector(batched_config):
         batcher = guard.batcher
     assert batcher is not None
     assert batcher.closed
-    assert not batcher._worker.is_alive()
+    assert not any(worker.is_alive() for worker in batcher._workers)
 
 
 def _sample(metrics: str, name: str) -> float:

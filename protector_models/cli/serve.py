@@ -30,6 +30,9 @@ def serve(
     max_wait_ms: Annotated[
         float | None, typer.Option("--max-wait-ms", min=0.0, help="Longest a request waits for others to join.")
     ] = None,
+    batch_workers: Annotated[
+        int | None, typer.Option("--batch-workers", min=1, help="Threads scoring batches at once (default 1).")
+    ] = None,
     no_batching: Annotated[
         bool, typer.Option("--no-batching", help="Score each request on its own (for comparison).")
     ] = False,
@@ -53,6 +56,7 @@ def serve(
             off=no_batching,
             max_batch_size=max_batch_size,
             max_wait_ms=max_wait_ms,
+            workers=batch_workers,
         )
         settings = _settings(config, host=host, port=port, max_pairs=max_pairs)
         from protector_models.protector import Protector

@@ -90,7 +90,12 @@ def read_serve_settings(path: str | Path) -> ServeSettings:
 
 
 def with_batching(
-    config: ProtectorConfig, *, off: bool = False, max_batch_size: int | None = None, max_wait_ms: float | None = None
+    config: ProtectorConfig,
+    *,
+    off: bool = False,
+    max_batch_size: int | None = None,
+    max_wait_ms: float | None = None,
+    workers: int | None = None,
 ) -> ProtectorConfig:
     """``config`` as a service runs it: micro-batching on (its own settings, or the defaults, with these
     overrides), or off with ``off``. Concurrent requests then share detector passes."""
@@ -101,4 +106,6 @@ def with_batching(
         batching["max_batch_size"] = max_batch_size
     if max_wait_ms is not None:
         batching["max_wait_ms"] = max_wait_ms
+    if workers is not None:
+        batching["workers"] = workers
     return ProtectorConfig.from_dict({**config.model_dump(), "batching": batching})
