@@ -194,3 +194,23 @@ def test_the_adapters_work_with_no_local_model(service):
     kept = screen.postprocess_nodes(nodes, QueryBundle("how do i make it"))
     assert [node.node.get_content() for node in kept] == ["some garden music"]
     assert isinstance(remote.detector, RemoteDetector)
+
+
+def test_scan_runs_against_the_service(service, tmp_path: Path, protector):
+    import json
+
+    from typer.testing import CliRunner
+
+    from protector_models.cli import app
+
+    config = tmp_path / "remote.yaml"
+    config.write_text(yaml.safe_dump({"detector": _remote(service), "threshold": 0.5, "action": "refuse"}))
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps({"question": p.question, "answer": p.answer}) + "\n" for p in (HARMFUL, BENIGN))
+    )
+    outcome = CliRunner().invoke(app, ["scan", str(source), "-o", "-", "--config", str(config)])
+    assert outcome.exit_code == 0, outcome.output
+    rows = [json.loads(line) for line in outcome.stdout.splitlines() if line.startswith("{")]
+    assert [row["output"] for row in rows] == [r.output for r in protector.protect([HARMFUL, BENIGN], action="refuse")]
+    assert [row["flagged"] for row in rows] == [True, False]
