@@ -5,12 +5,15 @@
 'Mix flour, water, salt and yeast...'
 """
 
+from protector_models.batcher import MicroBatcher
 from protector_models.config import (
+    BatchingConfig,
     CausalLMRewriterConfig,
     DetectorConfig,
     ModelSpec,
     ProtectorConfig,
     RefusalRewriterConfig,
+    RemoteDetectorConfig,
     load_config,
 )
 from protector_models.detector import ClassifierDetector, Detector
@@ -25,11 +28,13 @@ from protector_models.errors import (
 from protector_models.pairs import Pair, as_pairs
 from protector_models.presets import PRESETS
 from protector_models.protector import Protector
+from protector_models.remote import RemoteDetector
 from protector_models.results import Result, Verdict
 from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
 
 __all__ = [
     "PRESETS",
+    "BatchingConfig",
     "CausalLMRewriter",
     "CausalLMRewriterConfig",
     "ClassifierDetector",
@@ -38,6 +43,7 @@ __all__ = [
     "DetectorConfig",
     "HarmfulContentError",
     "InvalidInputError",
+    "MicroBatcher",
     "ModelLoadError",
     "ModelRuntimeError",
     "ModelSpec",
@@ -47,6 +53,8 @@ __all__ = [
     "ProtectorError",
     "RefusalRewriter",
     "RefusalRewriterConfig",
+    "RemoteDetector",
+    "RemoteDetectorConfig",
     "Result",
     "Rewriter",
     "Verdict",

@@ -42,7 +42,7 @@ def test_sixty_four_threads_each_get_their_own_scores_from_shared_passes(detecto
         start.wait()
         return batcher.score([pair])
 
-    batching = BatchingConfig(max_batch_size=16, max_wait_ms=200)
+    batching = BatchingConfig(max_batch_size=16, max_wait_ms=2000)  # 64 = 4 full batches: no real wait
     with MicroBatcher(detector, batching) as batcher, ThreadPoolExecutor(64) as pool:
         got = list(pool.map(call, pairs))
     assert [len(scores) for scores in got] == [1] * 64
@@ -128,7 +128,7 @@ def test_sixty_four_asyncio_callers_share_passes_without_a_thread_each(protector
     pairs = distinct_pairs(64)
     expected = protector.check(pairs)
     detector = GatedDetector(protector.detector)
-    guard = Protector(detector, threshold=protector.threshold, batching=BatchingConfig(max_wait_ms=100))
+    guard = Protector(detector, threshold=protector.threshold, batching=BatchingConfig(max_wait_ms=1000))
 
     async def main() -> list:
         return await asyncio.gather(*(guard.acheck([pair]) for pair in pairs))
