@@ -7,31 +7,41 @@ from typing import Annotated, Any
 
 import typer
 
-from protector_models.cli.options import build_config, fail
+from protector_models.cli.options import (
+    BatchSizeOption,
+    ConfigOption,
+    DeviceOption,
+    PresetOption,
+    ThresholdOption,
+    build_config,
+    fail,
+)
 from protector_models.errors import ProtectorError
 from protector_models.serving.settings import ServeSettings, read_serve_settings, with_batching
 
-INSTALL_HINT = 'the service needs FastAPI and uvicorn: pip install "mllm-protector[serve]"'
+INSTALL_HINT = (
+    "the service needs FastAPI and uvicorn: pip install fastapi uvicorn prometheus-client "
+    "(or, in the clone, pip install '.[serve]')"
+)
 
 
 def serve(
-    config: Annotated[
-        Path | None, typer.Option("--config", help="YAML config; its `serve:` section sets the service.")
-    ] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Named preset; `default` when no --config.")] = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="TCP port (default 8000).")] = None,
-    threshold: Annotated[float | None, typer.Option("--threshold", min=0.0, max=1.0)] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Inputs per forward pass.")] = None,
+    config: ConfigOption = None,
+    preset: PresetOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind. Default: 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="TCP port. Default: 8000.")] = None,
+    threshold: ThresholdOption = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = None,
     max_batch_size: Annotated[
-        int | None, typer.Option("--max-batch-size", min=1, help="Most pairs the micro-batcher gathers.")
+        int | None, typer.Option("--max-batch-size", min=1, help="Most pairs the micro-batcher gathers. Default: 32.")
     ] = None,
     max_wait_ms: Annotated[
-        float | None, typer.Option("--max-wait-ms", min=0.0, help="Longest a request waits for others to join.")
+        float | None,
+        typer.Option("--max-wait-ms", min=0.0, help="Longest a request waits for others to join. Default: 5."),
     ] = None,
     batch_workers: Annotated[
-        int | None, typer.Option("--batch-workers", min=1, help="Threads scoring batches at once (default 1).")
+        int | None, typer.Option("--batch-workers", min=1, help="Threads scoring batches at once. Default: 1.")
     ] = None,
     no_batching: Annotated[
         bool, typer.Option("--no-batching", help="Score each request on its own (for comparison).")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ray.serve.handle import DeploymentHandle
 
 DEPLOYMENT_NAME = "mllm-protector"
-INSTALL_HINT = 'the Ray Serve deployment needs Ray: pip install "mllm-protector[ray]"'
+INSTALL_HINT = "the Ray Serve deployment needs Ray: pip install 'ray[serve]' (or, in the clone, pip install '.[ray]')"
 
 
 def build_deployment(config: ProtectorConfig, settings: ServeSettings | None = None) -> Deployment:
