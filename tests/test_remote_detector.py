@@ -129,8 +129,8 @@ def test_a_closed_protector_closes_its_remote_client(service):
     ("options", "message"),
     [
         ({"url": "ftp://host"}, "must be the service's base URL"),
-        ({"url": "http://127.0.0.1:8000", "retries": -1}, "retries: Input should be greater than or equal to 0"),
-        ({"url": "http://127.0.0.1:8000", "timeout_s": 0}, "timeout_s: Input should be greater than 0"),
+        ({"url": "http://127.0.0.1:8000", "retries": -1}, r"retries: must be an integer within \[0, 10\]"),
+        ({"url": "http://127.0.0.1:8000", "timeout_s": 0}, r"timeout_s: must be a number within \(0, 600\]"),
     ],
 )
 def test_bad_settings_are_config_errors(options, message):
