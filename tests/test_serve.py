@@ -15,8 +15,6 @@ from protector_models.config import BatchingConfig, ProtectorConfig
 from protector_models.serving.app import create_app
 from protector_models.serving.settings import ServeSettings
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
 
 @pytest.fixture
 def batched_config(detector_config: dict) -> ProtectorConfig:
