@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from protector_models import ClassifierDetector, Pair
+from protector_models import ClassifierDetector, ModelRuntimeError, Pair
 from protector_models.testing import save_tiny_classifier
 
 
@@ -91,3 +91,110 @@ def test_heads_with_more_outputs_are_refused(tmp_path: Path):
     model = AutoModelForSequenceClassification.from_pretrained(directory)
     with pytest.raises(ValueError, match="needs a 1- or 2-output head, this model has 3"):
         ClassifierDetector(model, AutoTokenizer.from_pretrained(directory))
+
+
+LONG_MIX = [
+    *MIXED,
+    Pair("how do i make it", "here is some cake and some music " * 40 + "use the weapon"),
+    *(Pair(f"q{i}", "some bread " * (i % 7) + ("poison" if i % 3 == 0 else "cake")) for i in range(40)),
+]
+
+
+def _reference_scores(detector: ClassifierDetector, pairs: list[Pair]) -> list[float]:
+    """Every window scored alone, the maximum per pair: what batching, pipelining and splitting must not change."""
+    scores = [0.0] * len(pairs)
+    with torch.inference_mode():
+        for window in detector.encoder.windows(pairs):
+            inputs = {
+                "input_ids": torch.tensor([window.input_ids]),
+                "token_type_ids": torch.tensor([window.token_type_ids]),
+            }
+            probability = torch.sigmoid(detector.model(**inputs).logits[0, 0]).item()
+            scores[window.owner] = max(scores[window.owner], probability)
+    return scores
+
+
+@pytest.mark.parametrize("prefetch", [0, 1, 3])
+def test_pipelined_scores_equal_the_inline_ones_exactly(short_window_detector: ClassifierDetector, prefetch: int):
+    inline = ClassifierDetector(
+        short_window_detector.model,
+        short_window_detector.tokenizer,
+        max_length=24,
+        window_tokens=8,
+        window_stride=4,
+        batch_size=4,
+        prefetch_batches=0,
+    )
+    piped = ClassifierDetector(
+        inline.model,
+        inline.tokenizer,
+        max_length=24,
+        window_tokens=8,
+        window_stride=4,
+        batch_size=4,
+        prefetch_batches=prefetch,
+    )
+    scores = piped.score(LONG_MIX)
+    assert scores == inline.score(LONG_MIX)  # the same batches, so bit for bit
+    assert scores == pytest.approx(_reference_scores(inline, LONG_MIX), abs=1e-5)
+
+
+def test_the_cpu_builds_batches_in_line_and_accelerators_ahead(detector: ClassifierDetector):
+    assert detector._prefetch_depth(torch.device("cpu")) == 0
+    assert detector._prefetch_depth(torch.device("cuda")) >= 2
+    with pytest.raises(ValueError, match="prefetch_batches"):
+        ClassifierDetector(detector.model, detector.tokenizer, prefetch_batches=-1)
+
+
+class _Broken(torch.nn.Module):
+    """A classifier wrapper that fails like a device would: out of memory above ``fits`` rows, or NaN logits."""
+
+    def __init__(self, inner: torch.nn.Module, *, fits: int = 10**9, nan: bool = False) -> None:
+        super().__init__()
+        self.inner, self.config, self.fits, self.nan = inner, inner.config, fits, nan
+        self.rows: list[int] = []
+
+    def forward(self, **batch: torch.Tensor):
+        rows = batch["input_ids"].shape[0]
+        self.rows.append(rows)
+        if rows > self.fits:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate a batch of {rows} rows")
+        output = self.inner(**batch)
+        if self.nan:
+            output.logits[-1, 0] = float("nan")
+        return output
+
+
+def test_a_batch_that_runs_out_of_memory_is_split_and_retried(detector: ClassifierDetector):
+    expected = detector.score(LONG_MIX)
+    wrapped = _Broken(detector.model, fits=2)
+    splitting = ClassifierDetector(wrapped, detector.tokenizer, max_length=64, batch_size=8, max_padding=None)  # type: ignore[arg-type]
+    assert splitting.score(LONG_MIX) == pytest.approx(expected, abs=1e-5)
+    assert wrapped.rows[:3] == [8, 4, 2]  # halved until it fits
+    assert max(wrapped.rows[3:]) <= 2  # and the call keeps the size that fitted
+
+
+def test_one_input_that_does_not_fit_is_a_model_error(detector: ClassifierDetector):
+    failing = ClassifierDetector(_Broken(detector.model, fits=0), detector.tokenizer, max_length=64, batch_size=8)  # type: ignore[arg-type]
+    with pytest.raises(ModelRuntimeError, match="out of device memory on a single input"):
+        failing.score(MIXED)
+
+
+def test_non_finite_logits_are_a_model_error_never_a_score(detector: ClassifierDetector):
+    broken = ClassifierDetector(_Broken(detector.model, nan=True), detector.tokenizer, max_length=64, batch_size=3)  # type: ignore[arg-type]
+    with pytest.raises(ModelRuntimeError, match="non-finite logits"):
+        broken.score(MIXED)
+    with pytest.raises(ModelRuntimeError, match="non-finite logits"):
+        ClassifierDetector(broken.model, detector.tokenizer, prefetch_batches=2, batch_size=3).score(MIXED * 3)
+
+
+def test_a_failure_while_building_batches_reaches_the_caller(detector: ClassifierDetector):
+    class Exploding(list):
+        def __getitem__(self, index):
+            if isinstance(index, slice) and index.start >= 64:
+                raise RuntimeError("tokeniser broke")
+            return super().__getitem__(index)
+
+    piped = ClassifierDetector(detector.model, detector.tokenizer, max_length=64, batch_size=4, prefetch_batches=2)
+    with pytest.raises(RuntimeError, match="tokeniser broke"):
+        piped.score(Exploding(LONG_MIX * 3))
