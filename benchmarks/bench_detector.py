@@ -1,10 +1,25 @@
-"""Detector throughput: batched ``Protector.check`` against the paper's one-pair loop and a bare forward pass.
+"""Detector speed: batched ``Protector.check`` against one pair at a time and a bare forward; latency; memory.
 
-    python benchmarks/bench_detector.py [--pairs 256] [--batch-size 32] [--preset default]
+    python benchmarks/bench_detector.py [--preset default | --config protector.yaml | --shape NAME]
+        [--device auto|cpu|cuda[:n]] [--dtype auto|float32|bfloat16|float16] [--quantize none|int8]
+        [--pairs 256] [--batch-size 32] [--single-pairs N] [--latency-runs 50] [--repeats 3] [--prefetch N]
 
-Prints pairs/s for (a) ``Protector.check`` (length-sorted batches), (b) the same model called one pair at a
-time, (c) a bare ``model(**batch)`` over the same padded batches (the limit), and the ratios between them,
-all measured in this run (best of ``--repeats``), plus peak RSS.
+Measures, in this run and on one device:
+
+(a) ``Protector.check`` over all pairs, batched (tokenising, windows, padding, copies, model, scores);
+(b) the same pairs one ``check`` call each (``--single-pairs`` limits how many, for big models on a CPU);
+(c) a bare ``model(**batch)`` over the very batches (a), already padded and on the device: the limit;
+
+each the best of ``--repeats`` rounds, the three taken in turn in every round so that load from other processes
+falls on all of them alike. Then p50/p99 latency of ``check`` on one pair of about 200 tokens, p50/p99 over the
+pairs of (b), and peak host memory (RSS) and device memory. Report ratios, which hold on a busy machine better
+than absolute rates do.
+
+``--shape minilm|mpnet-base|open_llama_3b|llama-2-7b`` times a model of that architecture with RANDOM weights,
+built here (nothing is downloaded): its scores mean nothing, its speed is the real architecture's. Encoders get
+MiniLM's WordPiece tokenizer (from the bundled package); decoders get the same tokenizer with the paper's
+template (about as many tokens per English word as Llama's SentencePiece). Llama shapes need ``--dtype
+bfloat16`` on a CPU with less than 30 GB (7B) of memory, and small ``--pairs`` there.
 """
 
 from __future__ import annotations
@@ -15,11 +30,26 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    LlamaConfig,
+    LlamaForSequenceClassification,
+    MPNetConfig,
+    MPNetForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
-from protector_models import ClassifierDetector, Pair, Protector
-from protector_models.batching import length_sorted_batches, pad_features
+from protector_models import ClassifierDetector, Pair, Protector, ProtectorConfig
+from protector_models.bundled import minilm_dir
+from protector_models.devices import resolve_device, resolve_dtype
+from protector_models.quantization import quantize_int8
 
 WORDS = [
     "the",
@@ -43,9 +73,64 @@ WORDS = [
     "will",
 ]
 
+SHAPES: dict[str, tuple[type[PreTrainedModel], Callable[[], PretrainedConfig], str]] = {
+    "minilm": (
+        BertForSequenceClassification,
+        lambda: BertConfig(
+            vocab_size=30522,
+            hidden_size=384,
+            num_hidden_layers=6,
+            num_attention_heads=12,
+            intermediate_size=1536,
+            max_position_embeddings=512,
+        ),
+        "text_pair",
+    ),
+    "mpnet-base": (
+        MPNetForSequenceClassification,
+        lambda: MPNetConfig(
+            vocab_size=30527,
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            max_position_embeddings=514,
+        ),
+        "text_pair",
+    ),
+    "open_llama_3b": (
+        LlamaForSequenceClassification,
+        lambda: LlamaConfig(
+            vocab_size=32000,
+            hidden_size=3200,
+            intermediate_size=8640,
+            num_hidden_layers=26,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-6,
+        ),
+        "paper",
+    ),
+    "llama-2-7b": (
+        LlamaForSequenceClassification,
+        lambda: LlamaConfig(
+            vocab_size=32000,
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-5,
+        ),
+        "paper",
+    ),
+}
+
 
 def mixed_pairs(count: int, seed: int = 0) -> list[Pair]:
-    """Pairs whose answers run from a few words to several hundred (long ones get truncated)."""
+    """Pairs whose answers run from a few words to several hundred (long ones become several windows)."""
     generator = random.Random(seed)
     pairs = []
     for _ in range(count):
@@ -55,57 +140,174 @@ def mixed_pairs(count: int, seed: int = 0) -> list[Pair]:
     return pairs
 
 
-def best_rate(count: int, run: Callable[[], object], repeats: int) -> float:
-    """Pairs per second of the fastest of ``repeats`` runs."""
-    fastest = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        fastest = min(fastest, time.perf_counter() - started)
-    return count / fastest
+def pair_of_tokens(detector: ClassifierDetector, tokens: int, seed: int = 1) -> Pair:
+    """A pair whose (single) window is about ``tokens`` long."""
+    generator = random.Random(seed)
+    question = " ".join(generator.choices(WORDS, k=15))
+    words: list[str] = []
+    while True:
+        words.append(generator.choice(WORDS))
+        pair = Pair(question, " ".join(words))
+        (window,) = detector.encoder.windows([pair])
+        if len(window.input_ids) >= tokens:
+            return pair
+
+
+@dataclass
+class Loaded:
+    protector: Protector
+    detector: ClassifierDetector
+    label: str
+
+
+def from_config(options: argparse.Namespace) -> Loaded:
+    """A preset or YAML config, with the command line's device, dtype, quantisation and batch size."""
+    base = ProtectorConfig.from_yaml(options.config) if options.config else ProtectorConfig.from_preset(options.preset)
+    data = base.model_dump(mode="json")
+    model = data["detector"]["model"]
+    model.update(device=options.device, dtype=options.dtype, quantize=options.quantize)
+    data["detector"]["batch_size"] = options.batch_size
+    protector = Protector.from_config(ProtectorConfig.from_dict(data)).load()
+    detector = protector.detector
+    assert isinstance(detector, ClassifierDetector)
+    return Loaded(protector, detector, f"config={options.config}" if options.config else f"preset={options.preset}")
+
+
+def from_shape(options: argparse.Namespace) -> Loaded:
+    """A random-weight model of a named architecture, built on the device in the chosen dtype."""
+    model_class, make_config, template = SHAPES[options.shape]
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    config = make_config()
+    config.num_labels = 1
+    config.pad_token_id = tokenizer.pad_token_id
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in its dtype: a 7B model in float32 would not fit where bf16 does
+    try:
+        with torch.device(device):
+            model = model_class(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
+    if options.quantize == "int8":
+        model = quantize_int8(model)
+    detector = ClassifierDetector(
+        model, tokenizer, template=template, max_length=options.max_length, batch_size=options.batch_size
+    )
+    label = f"shape={options.shape} (RANDOM WEIGHTS: speed only, scores meaningless)"
+    return Loaded(Protector(detector, threshold=0.5), detector, label)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", default="default")
+    source.add_argument("--config", type=Path)
+    source.add_argument("--shape", choices=sorted(SHAPES))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--quantize", default="none", choices=["none", "int8"])
     parser.add_argument("--pairs", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--preset", default="default")
+    parser.add_argument("--max-length", type=int, default=512, help="for --shape (configs carry their own)")
+    parser.add_argument("--single-pairs", type=int, help="pairs for (b), one call each (default: all)")
+    parser.add_argument("--latency-runs", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prefetch", type=int, help="batches built ahead by a thread (default: by device)")
     options = parser.parse_args()
 
-    protector = Protector.from_preset(options.preset, detector={"batch_size": options.batch_size}).load()
-    detector = protector.detector
-    assert isinstance(detector, ClassifierDetector)
+    loaded = from_shape(options) if options.shape else from_config(options)
+    protector, detector = loaded.protector, loaded.detector
+    if options.prefetch is not None:
+        detector.prefetch_batches = options.prefetch
+    device = detector.device
     pairs = mixed_pairs(options.pairs)
-    protector.check(pairs[:8])  # warm-up
+    single = pairs[: options.single_pairs or len(pairs)]
+    long_pair = pair_of_tokens(detector, 200)
 
-    features, _ = detector.encoder.encode(pairs)
-    lengths = [len(ids) for ids in features["input_ids"]]
-    batches = [
-        pad_features(features, chunk, pad_token_id=detector.tokenizer.pad_token_id)
-        for chunk in length_sorted_batches(lengths, options.batch_size)
-    ]
+    batches = [batch.to(device) for batch in detector._batches(pairs, pin=device.type == "cuda")]
+    windows = sum(batch.rows for batch in batches)
+    tokens = sum(int(batch.features["attention_mask"].sum()) for batch in batches)
 
     def bare_forward() -> None:
         with torch.inference_mode():
             for batch in batches:
-                detector.model(**batch)
+                detector.model(**batch.features)
+        synchronize(device)
 
-    batched = best_rate(len(pairs), lambda: protector.check(pairs), options.repeats)
-    single = best_rate(len(pairs), lambda: [protector.check([pair]) for pair in pairs], options.repeats)
-    bare = best_rate(len(pairs), bare_forward, options.repeats)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    latencies: list[float] = []
 
+    def one_at_a_time() -> None:
+        latencies.clear()
+        for pair in single:
+            started = time.perf_counter()
+            protector.check([pair])
+            latencies.append(time.perf_counter() - started)
+
+    protector.check(pairs[: options.batch_size])  # warm-up: kernels, allocator, caches
+    protector.check([long_pair])
+    bare_forward()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    best: dict[str, float] = {"a": float("inf"), "b": float("inf"), "c": float("inf")}
+    best_latencies: list[float] = []
+    for _ in range(options.repeats):  # in turn, so that outside load falls on all three alike
+        for key, run in (("a", lambda: protector.check(pairs)), ("c", bare_forward), ("b", one_at_a_time)):
+            started = time.perf_counter()
+            run()
+            elapsed = time.perf_counter() - started
+            if elapsed < best[key]:
+                best[key] = elapsed
+                if key == "b":
+                    best_latencies = list(latencies)
+    fixed: list[float] = []
+    for _ in range(options.latency_runs):
+        started = time.perf_counter()
+        protector.check([long_pair])
+        fixed.append(time.perf_counter() - started)
+
+    batched, one_each, bare = len(pairs) / best["a"], len(single) / best["b"], len(pairs) / best["c"]
+    (long_window,) = detector.encoder.windows([long_pair])
+    parameters = next(detector.model.parameters())
+    print(loaded.label)
     print(
-        f"preset={options.preset} pairs={len(pairs)} batch_size={options.batch_size} device={detector.device} "
-        f"threads={torch.get_num_threads()} mean_tokens={sum(lengths) / len(lengths):.0f}"
+        f"device={device}{f' ({torch.cuda.get_device_name(device)})' if device.type == 'cuda' else ''} "
+        f"dtype={parameters.dtype} quantize={options.quantize} "
+        f"attention={getattr(detector.model.config, '_attn_implementation', '?')} threads={torch.get_num_threads()} "
+        f"prefetch={detector._prefetch_depth(device)} torch={torch.__version__}"
     )
-    print(f"(a) Protector.check, batched : {batched:8.1f} pairs/s")
-    print(f"(b) one pair at a time       : {single:8.1f} pairs/s")
-    print(f"(c) bare forward, same batches: {bare:8.1f} pairs/s")
-    print(f"(a)/(c) = {batched / bare:.2f}")
-    print(f"(a)/(b) = {batched / single:.1f}")
-    print(f"peak RSS: {peak_mb:.0f} MiB")
+    print(
+        f"pairs={len(pairs)} windows={windows} mean_tokens={tokens / windows:.0f} batch_size={options.batch_size} "
+        f"repeats={options.repeats} (best of)"
+    )
+    print(f"(a) check, batched               : {batched:9.1f} pairs/s")
+    print(f"(b) check, one pair at a time    : {one_each:9.1f} pairs/s  ({len(single)} pairs)")
+    print(f"(c) bare forward, same batches   : {bare:9.1f} pairs/s")
+    print(f"(a)/(c) = {batched / bare:.3f}   (a)/(b) = {batched / one_each:.2f}")
+    ms = [1000 * x for x in fixed]
+    print(
+        f"latency, one {len(long_window.input_ids)}-token pair ({options.latency_runs} runs): "
+        f"p50 {percentile(ms, 0.5):.2f} ms  p99 {percentile(ms, 0.99):.2f} ms"
+    )
+    ms = [1000 * x for x in best_latencies]
+    print(f"latency, pairs of (b): p50 {percentile(ms, 0.5):.2f} ms  p99 {percentile(ms, 0.99):.2f} ms")
+    print(f"peak host RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if device.type == "cuda":
+        allocated = torch.cuda.max_memory_allocated(device) / 2**20
+        reserved = torch.cuda.max_memory_reserved(device) / 2**20
+        print(f"peak device memory: {allocated:.0f} MiB allocated, {reserved:.0f} MiB reserved")
     sys.stdout.flush()
 
 

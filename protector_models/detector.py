@@ -110,11 +110,10 @@ class ClassifierDetector:
             limit: int | None = None  # rows per forward pass, once a batch has run out of memory
             for batch in batches:
                 limit = self._score_batch(batch, scores, finite, limit)
-            if not bool(finite):  # checked once: a check per batch would wait for the device every batch
-                raise ModelRuntimeError(
-                    "the detector produced non-finite logits (NaN or infinity); the model is broken"
-                )
-            return scores.tolist()
+            values = torch.cat([scores, finite.to(scores.dtype).unsqueeze(0)]).tolist()  # the one wait per call
+        if values.pop() != 1.0:
+            raise ModelRuntimeError("the detector produced non-finite logits (NaN or infinity); the model is broken")
+        return values
 
     def probabilities(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """P(harmful) for a padded batch; a non-finite logit is a model fault, never a score."""

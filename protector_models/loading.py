@@ -35,6 +35,7 @@ from protector_models.config import ModelSpec
 from protector_models.devices import resolve_device, resolve_dtype
 from protector_models.errors import ModelLoadError, shown
 from protector_models.integrity import verify_pins
+from protector_models.quantization import quantize_int8
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -160,7 +161,7 @@ def _load(
 ) -> LoadedModel:
     """Tokenizer, model and merged adapter; weights the checkpoint lacks must come from the adapter, since they
     would start random (unless ``allow_missing``: training is about to fit them)."""
-    device = resolve_device(spec.device)
+    device = resolve_device("cpu" if spec.quantize == "int8" else spec.device)  # int8 kernels are CPU kernels
     dtype = resolve_dtype(spec.dtype, device)
     adapter_dir = _resolve_adapter(spec) if spec.adapter else None
     tokenizer_source = (
@@ -196,6 +197,8 @@ def _load(
         model.config.pad_token_id = tokenizer.pad_token_id
     model.to(device)
     model.eval()
+    if spec.quantize == "int8":
+        model = quantize_int8(model)
     return LoadedModel(model=model, tokenizer=tokenizer, device=device)
 
 
