@@ -225,6 +225,7 @@ def main() -> None:
     parser.add_argument("--latency-runs", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--prefetch", type=int, help="batches built ahead by a thread (default: by device)")
+    parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of (b)'s calls")
     options = parser.parse_args()
 
     loaded = from_shape(options) if options.shape else from_config(options)
@@ -292,9 +293,9 @@ def main() -> None:
         f"pairs={len(pairs)} windows={windows} mean_tokens={tokens / windows:.0f} batch_size={options.batch_size} "
         f"repeats={options.repeats} (best of)"
     )
-    print(f"(a) check, batched               : {batched:9.1f} pairs/s")
-    print(f"(b) check, one pair at a time    : {one_each:9.1f} pairs/s  ({len(single)} pairs)")
-    print(f"(c) bare forward, same batches   : {bare:9.1f} pairs/s")
+    print(f"(a) check, batched               : {batched:10.2f} pairs/s")
+    print(f"(b) check, one pair at a time    : {one_each:10.2f} pairs/s  ({len(single)} pairs)")
+    print(f"(c) bare forward, same batches   : {bare:10.2f} pairs/s")
     print(f"(a)/(c) = {batched / bare:.3f}   (a)/(b) = {batched / one_each:.2f}")
     ms = [1000 * x for x in fixed]
     print(
@@ -308,7 +309,23 @@ def main() -> None:
         allocated = torch.cuda.max_memory_allocated(device) / 2**20
         reserved = torch.cuda.max_memory_reserved(device) / 2**20
         print(f"peak device memory: {allocated:.0f} MiB allocated, {reserved:.0f} MiB reserved")
+    if options.profile:
+        profile_single_pairs(protector, single[:20], device)
     sys.stdout.flush()
+
+
+def profile_single_pairs(protector: Protector, pairs: list[Pair], device: torch.device) -> None:
+    """Where one-pair calls spend their time: host ops, and device kernels on CUDA."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profiler:
+        for pair in pairs:
+            with torch.profiler.record_function("check([pair])"):
+                protector.check([pair])
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"profile of {len(pairs)} one-pair calls, by {sort}:")
+    print(profiler.key_averages().table(sort_by=sort, row_limit=25))
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ class PairEncoder:
             group = pairs[start : start + 64]
             short = [i for i, pair in enumerate(group) if len(pair.answer) <= CHUNK_CHARS]
             lead = self._layout.answer_lead
-            answer_ids = dict(zip(short, self._ids([lead + group[i].answer for i in short]), strict=True))
-            question_ids = self._ids([_tail(pair.question) for pair in group])
+            ids = self._ids([_tail(pair.question) for pair in group] + [lead + group[i].answer for i in short])
+            question_ids = ids[: len(group)]  # one tokenizer call for both: it costs more than it tokenises
+            answer_ids = dict(zip(short, ids[len(group) :], strict=True))
             for offset, pair in enumerate(group):
                 if offset in answer_ids:
                     chunks: Iterable[list[int]] = [answer_ids[offset]]
