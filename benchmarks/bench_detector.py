@@ -3,6 +3,7 @@
     python benchmarks/bench_detector.py [--preset default | --config protector.yaml | --shape NAME]
         [--device auto|cpu|cuda[:n]] [--dtype auto|float32|bfloat16|float16] [--quantize none|int8]
         [--pairs 256] [--batch-size 32] [--single-pairs N] [--latency-runs 50] [--repeats 3] [--prefetch N]
+        [--vs-float32] [--profile]
 
 Measures, in this run and on one device:
 
@@ -13,7 +14,8 @@ Measures, in this run and on one device:
 each the best of ``--repeats`` rounds, the three taken in turn in every round so that load from other processes
 falls on all of them alike. Then p50/p99 latency of ``check`` on one pair of about 200 tokens, p50/p99 over the
 pairs of (b), and peak host memory (RSS) and device memory. Report ratios, which hold on a busy machine better
-than absolute rates do.
+than absolute rates do. ``--vs-float32`` also times the same model in float32 in the same rounds (the speed-up
+of ``--dtype bfloat16`` or ``--quantize int8``); ``--profile`` prints where one-pair calls spend their time.
 
 ``--shape minilm|mpnet-base|open_llama_3b|llama-2-7b`` times a model of that architecture with RANDOM weights,
 built here (nothing is downloaded): its scores mean nothing, its speed is the real architecture's. Encoders get
@@ -226,9 +228,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--prefetch", type=int, help="batches built ahead by a thread (default: by device)")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of (b)'s calls")
+    parser.add_argument(
+        "--vs-float32", action="store_true", help="also time the same model in float32, in the same rounds"
+    )
     options = parser.parse_args()
 
-    loaded = from_shape(options) if options.shape else from_config(options)
+    build = from_shape if options.shape else from_config
+    loaded = build(options)
+    as_float32 = argparse.Namespace(**{**vars(options), "dtype": "float32", "quantize": "none"})
+    baseline = build(as_float32) if options.vs_float32 else None
     protector, detector = loaded.protector, loaded.detector
     if options.prefetch is not None:
         detector.prefetch_batches = options.prefetch
@@ -262,10 +270,18 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    best: dict[str, float] = {"a": float("inf"), "b": float("inf"), "c": float("inf")}
+    runs: list[tuple[str, Callable[[], object]]] = [
+        ("a", lambda: protector.check(pairs)),
+        ("c", bare_forward),
+        ("b", one_at_a_time),
+    ]
+    if baseline is not None:
+        baseline.protector.check(pairs[: options.batch_size])
+        runs.append(("f", lambda: baseline.protector.check(pairs)))
+    best = dict.fromkeys(("a", "b", "c", "f"), float("inf"))
     best_latencies: list[float] = []
-    for _ in range(options.repeats):  # in turn, so that outside load falls on all three alike
-        for key, run in (("a", lambda: protector.check(pairs)), ("c", bare_forward), ("b", one_at_a_time)):
+    for _ in range(options.repeats):  # in turn, so that outside load falls on all of them alike
+        for key, run in runs:
             started = time.perf_counter()
             run()
             elapsed = time.perf_counter() - started
@@ -274,10 +290,15 @@ def main() -> None:
                 if key == "b":
                     best_latencies = list(latencies)
     fixed: list[float] = []
+    fixed_baseline: list[float] = []
     for _ in range(options.latency_runs):
         started = time.perf_counter()
         protector.check([long_pair])
         fixed.append(time.perf_counter() - started)
+        if baseline is not None:
+            started = time.perf_counter()
+            baseline.protector.check([long_pair])
+            fixed_baseline.append(time.perf_counter() - started)
 
     batched, one_each, bare = len(pairs) / best["a"], len(single) / best["b"], len(pairs) / best["c"]
     (long_window,) = detector.encoder.windows([long_pair])
@@ -297,13 +318,20 @@ def main() -> None:
     print(f"(b) check, one pair at a time    : {one_each:10.2f} pairs/s  ({len(single)} pairs)")
     print(f"(c) bare forward, same batches   : {bare:10.2f} pairs/s")
     print(f"(a)/(c) = {batched / bare:.3f}   (a)/(b) = {batched / one_each:.2f}")
-    ms = [1000 * x for x in fixed]
+    ms_fixed = [1000 * x for x in fixed]
     print(
         f"latency, one {len(long_window.input_ids)}-token pair ({options.latency_runs} runs): "
-        f"p50 {percentile(ms, 0.5):.2f} ms  p99 {percentile(ms, 0.99):.2f} ms"
+        f"p50 {percentile(ms_fixed, 0.5):.2f} ms  p99 {percentile(ms_fixed, 0.99):.2f} ms"
     )
     ms = [1000 * x for x in best_latencies]
     print(f"latency, pairs of (b): p50 {percentile(ms, 0.5):.2f} ms  p99 {percentile(ms, 0.99):.2f} ms")
+    if baseline is not None:
+        rate = len(pairs) / best["f"]
+        p50 = 1000 * percentile(fixed_baseline, 0.5)
+        print(
+            f"float32, same rounds: (a) {rate:.2f} pairs/s, so this is {batched / rate:.2f}x; one-pair p50 {p50:.2f} "
+            f"ms, so this is {p50 / percentile(ms_fixed, 0.5):.2f}x (host RSS below holds both models)"
+        )
     print(f"peak host RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if device.type == "cuda":
         allocated = torch.cuda.max_memory_allocated(device) / 2**20
