@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # torch first, pinned: a range left to pip would pull the newest torch with gigabytes of CUDA wheels.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint bench
+.PHONY: demo test test-gpu lint bench
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +18,9 @@ demo: $(BIN)/.installed  ## scan the bundled sample with the embedded default de
 
 test: $(BIN)/.installed lint  ## lint, type-check and run the whole test suite
 	$(BIN)/python -m pytest
+
+test-gpu: $(BIN)/.installed  ## the CUDA tests alone (on a GPU machine, with a CUDA build of torch in the venv)
+	$(BIN)/python -m pytest -m gpu -v
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

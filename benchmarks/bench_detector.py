@@ -211,6 +211,26 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """Seconds of wall time and of this process's CPU time that ``run`` took."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def median(samples: list[tuple[float, float]], which: int) -> float:
+    return percentile([sample[which] for sample in samples], 0.5)
+
+
+def spread(samples: list[tuple[float, float]]) -> str:
+    """p50 and p99 of wall times, and p50 of CPU time, in milliseconds."""
+    walls = [1000 * sample[0] for sample in samples]
+    return (
+        f"p50 {percentile(walls, 0.5):.2f} ms  p99 {percentile(walls, 0.99):.2f} ms  "
+        f"(CPU p50 {1000 * median(samples, 1):.2f} ms)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
@@ -255,14 +275,12 @@ def main() -> None:
                 detector.model(**batch.features)
         synchronize(device)
 
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []
 
     def one_at_a_time() -> None:
         latencies.clear()
         for pair in single:
-            started = time.perf_counter()
-            protector.check([pair])
-            latencies.append(time.perf_counter() - started)
+            latencies.append(timed(lambda pair=pair: protector.check([pair])))
 
     protector.check(pairs[: options.batch_size])  # warm-up: kernels, allocator, caches
     protector.check([long_pair])
@@ -278,29 +296,24 @@ def main() -> None:
     if baseline is not None:
         baseline.protector.check(pairs[: options.batch_size])
         runs.append(("f", lambda: baseline.protector.check(pairs)))
-    best = dict.fromkeys(("a", "b", "c", "f"), float("inf"))
-    best_latencies: list[float] = []
+    wall = dict.fromkeys(("a", "b", "c", "f"), float("inf"))
+    cpu = dict(wall)
+    best_latencies: list[tuple[float, float]] = []
     for _ in range(options.repeats):  # in turn, so that outside load falls on all of them alike
         for key, run in runs:
-            started = time.perf_counter()
-            run()
-            elapsed = time.perf_counter() - started
-            if elapsed < best[key]:
-                best[key] = elapsed
+            elapsed, used = timed(run)
+            cpu[key] = min(cpu[key], used)
+            if elapsed < wall[key]:
+                wall[key] = elapsed
                 if key == "b":
                     best_latencies = list(latencies)
-    fixed: list[float] = []
-    fixed_baseline: list[float] = []
+    fixed: list[tuple[float, float]] = []
+    fixed_baseline: list[tuple[float, float]] = []
     for _ in range(options.latency_runs):
-        started = time.perf_counter()
-        protector.check([long_pair])
-        fixed.append(time.perf_counter() - started)
+        fixed.append(timed(lambda: protector.check([long_pair])))
         if baseline is not None:
-            started = time.perf_counter()
-            baseline.protector.check([long_pair])
-            fixed_baseline.append(time.perf_counter() - started)
+            fixed_baseline.append(timed(lambda: baseline.protector.check([long_pair])))
 
-    batched, one_each, bare = len(pairs) / best["a"], len(single) / best["b"], len(pairs) / best["c"]
     (long_window,) = detector.encoder.windows([long_pair])
     parameters = next(detector.model.parameters())
     print(loaded.label)
@@ -312,25 +325,29 @@ def main() -> None:
     )
     print(
         f"pairs={len(pairs)} windows={windows} mean_tokens={tokens / windows:.0f} batch_size={options.batch_size} "
-        f"repeats={options.repeats} (best of)"
+        f"repeats={options.repeats} (best of); CPU time is this process's, all threads (less load-sensitive)"
     )
-    print(f"(a) check, batched               : {batched:10.2f} pairs/s")
-    print(f"(b) check, one pair at a time    : {one_each:10.2f} pairs/s  ({len(single)} pairs)")
-    print(f"(c) bare forward, same batches   : {bare:10.2f} pairs/s")
-    print(f"(a)/(c) = {batched / bare:.3f}   (a)/(b) = {batched / one_each:.2f}")
-    ms_fixed = [1000 * x for x in fixed]
+    counts = {"a": len(pairs), "b": len(single), "c": len(pairs), "f": len(pairs)}
+    rows = [
+        ("a", "(a) check, batched"),
+        ("b", "(b) check, one pair at a time"),
+        ("c", "(c) bare forward, same batches"),
+    ]
+    print(f"{'':34}{'pairs/s':>10}{'pairs/CPU-s':>13}")
+    for key, name in rows:
+        print(f"{name:34}{counts[key] / wall[key]:10.2f}{counts[key] / cpu[key]:13.2f}")
     print(
-        f"latency, one {len(long_window.input_ids)}-token pair ({options.latency_runs} runs): "
-        f"p50 {percentile(ms_fixed, 0.5):.2f} ms  p99 {percentile(ms_fixed, 0.99):.2f} ms"
+        f"(a)/(c) = {wall['c'] / wall['a']:.3f} by wall time, {cpu['c'] / cpu['a']:.3f} by CPU time;  "
+        f"(a)/(b) = {(len(pairs) / wall['a']) / (len(single) / wall['b']):.2f}"
     )
-    ms = [1000 * x for x in best_latencies]
-    print(f"latency, pairs of (b): p50 {percentile(ms, 0.5):.2f} ms  p99 {percentile(ms, 0.99):.2f} ms")
+    print(f"latency, one {len(long_window.input_ids)}-token pair ({options.latency_runs} runs): {spread(fixed)}")
+    print(f"latency, pairs of (b): {spread(best_latencies)}")
     if baseline is not None:
-        rate = len(pairs) / best["f"]
-        p50 = 1000 * percentile(fixed_baseline, 0.5)
         print(
-            f"float32, same rounds: (a) {rate:.2f} pairs/s, so this is {batched / rate:.2f}x; one-pair p50 {p50:.2f} "
-            f"ms, so this is {p50 / percentile(ms_fixed, 0.5):.2f}x (host RSS below holds both models)"
+            f"float32, same rounds: (a) {len(pairs) / wall['f']:.2f} pairs/s; this one is {wall['f'] / wall['a']:.2f}x "
+            f"by wall time, {cpu['f'] / cpu['a']:.2f}x by CPU time; one pair: {spread(fixed_baseline)}; this one "
+            f"is {median(fixed_baseline, 0) / median(fixed, 0):.2f}x by wall, "
+            f"{median(fixed_baseline, 1) / median(fixed, 1):.2f}x by CPU (host RSS below holds both models)"
         )
     print(f"peak host RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if device.type == "cuda":
