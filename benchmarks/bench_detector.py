@@ -211,6 +211,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def current_rss_mib() -> float | None:
+    """This process's resident memory now (Linux), in MiB."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * resource.getpagesize() / 2**20
+
+
 def timed(run: Callable[[], object]) -> tuple[float, float]:
     """Seconds of wall time and of this process's CPU time that ``run`` took."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -255,6 +264,7 @@ def main() -> None:
 
     build = from_shape if options.shape else from_config
     loaded = build(options)
+    loaded_rss = current_rss_mib()
     as_float32 = argparse.Namespace(**{**vars(options), "dtype": "float32", "quantize": "none"})
     baseline = build(as_float32) if options.vs_float32 else None
     protector, detector = loaded.protector, loaded.detector
@@ -349,7 +359,9 @@ def main() -> None:
             f"is {median(fixed_baseline, 0) / median(fixed, 0):.2f}x by wall, "
             f"{median(fixed_baseline, 1) / median(fixed, 1):.2f}x by CPU (host RSS below holds both models)"
         )
-    print(f"peak host RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after_load = f", {loaded_rss:.0f} MiB once loaded" if loaded_rss else ""
+    print(f"host RSS: peak {peak:.0f} MiB (loading included){after_load}")
     if device.type == "cuda":
         allocated = torch.cuda.max_memory_allocated(device) / 2**20
         reserved = torch.cuda.max_memory_reserved(device) / 2**20

@@ -213,7 +213,7 @@ class _Batch:
     def to(self, device: torch.device) -> _Batch:
         if device.type == "cpu":
             return self
-        move = partial(torch.Tensor.to, device=device, non_blocking=True)
+        move = partial(torch.Tensor.to, device=device, non_blocking=device.type == "cuda")  # from pinned memory
         return _Batch({k: move(v) for k, v in self.features.items()}, move(self.owners))
 
 
