@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protector_models import ConfigError, ProtectorConfig
-from protector_models.config import describe_validation_error
+from protector_models.config import validate_section
 
 SECTION = "langchain"
 
@@ -51,12 +51,7 @@ class LangChainSettings(BaseModel):
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "langchain settings") -> Self:
         """Validate a mapping; unknown keys are named with the allowed ones."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source} must be a mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as error:
-            raise ConfigError(describe_validation_error(error, cls, f"invalid {source}")) from None
+        return validate_section(cls, data, source)
 
 
 def distinct_keys(question_key: str, answer_key: str, verdict_key: str | None) -> None:

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -397,6 +397,19 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 
 _MAX_PROBLEMS = 20
+
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def validate_section(model: type[_ModelT], data: Any, source: str) -> _ModelT:
+    """``data`` validated as ``model``; anything wrong is one :class:`ConfigError` naming ``source``."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source} must be a mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, model, f"invalid {source}")) from None
 
 
 def describe_validation_error(

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protector_models.config import BatchingConfig, ProtectorConfig, describe_validation_error
+from protector_models.config import BatchingConfig, ProtectorConfig, validate_section
 from protector_models.config_yaml import read_config_yaml
 from protector_models.errors import ConfigError
 
@@ -70,12 +70,7 @@ class ServeSettings(_Strict):
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "serve settings") -> Self:
         """Validate a mapping; unknown keys are named with the allowed ones."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source} must be a mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as error:
-            raise ConfigError(describe_validation_error(error, cls, f"invalid {source}")) from None
+        return validate_section(cls, data, source)
 
 
 def read_serve_settings(path: str | Path) -> ServeSettings:
