@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protector_models import ConfigError, ProtectorConfig
 from protector_models.config import validate_section
+from protector_models.config_yaml import dump_config_yaml, read_config_yaml
 
 SECTION = "langchain"
 
@@ -27,7 +27,7 @@ SECTION = "langchain"
 class LangChainSettings(BaseModel):
     """How the LangChain adapter reads inputs and reports verdicts (the ``langchain:`` YAML section)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     question_key: str = Field("question", min_length=1, description="Dict input: the key holding the question.")
     answer_key: str = Field("answer", min_length=1, description="Dict input: the key holding the answer.")
@@ -64,12 +64,9 @@ def distinct_keys(question_key: str, answer_key: str, verdict_key: str | None) -
 
 
 def read_yaml(path: str | Path) -> tuple[ProtectorConfig, LangChainSettings]:
-    """The core config and the adapter settings from one YAML file (``yaml.safe_load``)."""
+    """The core config and the adapter settings from one YAML file, read as strictly as the core's."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
-        data = None  # the core reads the file again below and says what is wrong with it
+    data = read_config_yaml(path)
     if isinstance(data, Mapping) and SECTION in data and not isinstance(data.get("protector"), Mapping):
         raise ConfigError(
             f"{path}: a file with a '{SECTION}:' section keeps the core keys under 'protector:' (see docs/langchain.md)"
@@ -86,4 +83,4 @@ def to_yaml(config: ProtectorConfig, settings: LangChainSettings) -> str:
     changed = settings.model_dump(mode="json", exclude_defaults=True)
     if changed:
         document[SECTION] = changed
-    return yaml.safe_dump(document, sort_keys=False)
+    return dump_config_yaml(document)

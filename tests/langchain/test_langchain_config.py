@@ -112,3 +112,13 @@ def test_bad_guard_settings_are_config_errors_worded_as_in_a_config_file(fields,
     assert str(caught.value).startswith("invalid MLLMProtector settings (1 problem):\n  ")
     assert message in str(caught.value)
     assert "pydantic.dev" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [({"check_tool_calls": "yes"}, "check_tool_calls"), ({"check_tool_calls": 1}, "check_tool_calls")],
+)
+def test_settings_values_are_never_coerced(tmp_path, detector_config, section, key):
+    path = write(tmp_path / "guard.yaml", {"protector": detector_config, "langchain": section})
+    with pytest.raises(ConfigError, match=key):
+        MLLMProtector.from_yaml(path)
