@@ -163,7 +163,7 @@ def _load(
     would start random (unless ``allow_missing``: training is about to fit them)."""
     device = resolve_device("cpu" if spec.quantize == "int8" else spec.device)  # int8 kernels are CPU kernels
     dtype = resolve_dtype(spec.dtype, device)
-    adapter_dir = _resolve_adapter(spec) if spec.adapter else None
+    adapter_dir = resolve_adapter(spec) if spec.adapter else None
     tokenizer_source = (
         adapter_dir if adapter_dir and (Path(adapter_dir) / "tokenizer_config.json").is_file() else source
     )
@@ -202,7 +202,7 @@ def _load(
     return LoadedModel(model=model, tokenizer=tokenizer, device=device)
 
 
-def _resolve_adapter(spec: ModelSpec) -> str:
+def resolve_adapter(spec: ModelSpec) -> str:
     """A local adapter directory holding safetensors weights (hub adapters are fetched, safetensors only)."""
     assert spec.adapter is not None
     source = resolve_source(spec.adapter, spec.adapter_revision, spec.adapter_sha256, key="adapter")

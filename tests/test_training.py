@@ -178,3 +178,71 @@ def test_a_detector_trained_with_relative_paths_loads_from_any_directory(tmp_pat
     assert 0.0 <= json.loads(scanned.stdout)["harm_score"] <= 1.0
     model = Protector.from_yaml("../a/protector.yaml").config.detector.model  # type: ignore[union-attr]
     assert (model.source, model.adapter) == (str(tmp_path / "base"), str(tmp_path / "a"))
+
+
+def test_max_steps_stops_mid_epoch(tmp_path: Path):
+    base = save_tiny_classifier(tmp_path / "base")
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "out"),
+        base=str(base),
+        epochs=3,
+        batch_size=8,
+        max_length=32,
+        max_steps=5,
+        lora_targets=["query", "value"],
+        device="cpu",
+    )
+    outcome = train_detector(toy_examples(80), args)
+    assert len(outcome.losses) == 5
+    assert len(outcome.epoch_aurocs) == 1  # validated once, where it stopped
+
+
+def test_training_continues_from_a_saved_adapter(tmp_path: Path):
+    base = save_tiny_classifier(tmp_path / "base")
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "a"),
+        base=str(base),
+        epochs=6,
+        batch_size=16,
+        max_length=32,
+        learning_rate=1e-2,
+        lora_targets=["query", "value"],
+        val_fraction=0.25,
+        device="cpu",
+    )
+    first = train_detector(toy_examples(160), args)
+    fresh = replace(args, output_dir=str(tmp_path / "b"), epochs=1, learning_rate=1e-9)
+    continued = train_detector(toy_examples(160), replace(fresh, init_adapter=str(first.output_dir)))
+    restarted = train_detector(toy_examples(160), replace(fresh, output_dir=str(tmp_path / "c")))
+    # a near-zero learning rate keeps what the adapter learnt; a fresh adapter starts from the untrained head
+    assert continued.validation.auroc == pytest.approx(first.validation.auroc, abs=1e-6)
+    assert restarted.validation.auroc < first.validation.auroc - 0.2  # type: ignore[operator]
+
+
+def test_continuing_an_adapter_needs_lora_mode(tmp_path: Path):
+    with pytest.raises(ValueError, match="init_adapter continues a LoRA adapter"):
+        train_detector(toy_examples(20), DetectorTrainingArgs(output_dir=str(tmp_path), mode="full", init_adapter="x"))
+
+
+def test_the_command_continues_an_adapter_with_splicing_for_a_few_steps(tmp_path: Path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from protector_models.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    save_tiny_classifier(tmp_path / "base")
+    rows = [{"question": e.question, "answer": e.answer, "harmful": e.harmful} for e in toy_examples(64)]
+    Path("train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    common = ["train.jsonl", "--base", "base", "--lora-target", "query", "--max-length", "32", "--device", "cpu"]
+    assert CliRunner().invoke(app, ["train-detector", *common, "-o", "a", "--epochs", "1"]).exit_code == 0
+    more = ["--init-adapter", "a", "--max-steps", "2", "--splice", "0.2", "--lora-dropout", "0"]
+    continued = CliRunner().invoke(app, ["train-detector", *common, "-o", "b", *more])
+    assert continued.exit_code == 0, continued.output
+    saved = json.loads(Path("b/training_args.json").read_text())
+    assert (saved["init_adapter"], saved["max_steps"], saved["splice"], saved["lora_dropout"]) == ("a", 2, 0.2, 0.0)
+    missing = CliRunner().invoke(app, ["train-detector", *common, "-o", "c", "--init-adapter", "nowhere"])
+    assert missing.exit_code != 0
+    assert "nowhere" in missing.output
+    assert "Traceback" not in missing.output

@@ -34,6 +34,13 @@ def train_detector_command(
     base: Annotated[str, typer.Option(help="Backbone: local dir, bundled model or hub id.")] = _DEFAULTS.base,
     mode: Annotated[Mode, typer.Option(help="lora, head (head only) or full fine-tune.")] = _DEFAULTS.mode,
     epochs: Annotated[int, typer.Option(min=1)] = _DEFAULTS.epochs,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many steps, even mid-epoch.")
+    ] = _DEFAULTS.max_steps,
+    init_adapter: Annotated[
+        str | None,
+        typer.Option(metavar="DIR", help="Continue training this LoRA adapter (its rank and targets are kept)."),
+    ] = _DEFAULTS.init_adapter,
     learning_rate: Annotated[float, typer.Option("--lr")] = _DEFAULTS.learning_rate,
     batch_size: Annotated[int, typer.Option(min=1)] = _DEFAULTS.batch_size,
     max_length: Annotated[int, typer.Option(min=16, help="Tokens per model input.")] = _DEFAULTS.max_length,
@@ -65,6 +72,11 @@ def train_detector_command(
     question_dropout: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of rows trained without their question.")
     ] = _DEFAULTS.question_dropout,
+    splice: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Add this share of rows: short answers spliced into long benign ones."),
+    ] = _DEFAULTS.splice,
+    lora_dropout: Annotated[float, typer.Option(min=0.0, max=1.0)] = _DEFAULTS.lora_dropout,
     drop_category: Annotated[
         list[str] | None,
         typer.Option("--drop-category", metavar="NAME", help="Leave out rows of this `category` (repeatable)."),
@@ -90,6 +102,8 @@ def train_detector_command(
             base=base,
             mode=mode,
             epochs=epochs,
+            max_steps=max_steps,
+            init_adapter=init_adapter,
             learning_rate=learning_rate,
             batch_size=batch_size,
             max_length=max_length,
@@ -104,6 +118,8 @@ def train_detector_command(
             precision=precision,
             source_balance=source_balance,
             question_dropout=question_dropout,
+            splice=splice,
+            lora_dropout=lora_dropout,
             seed=seed,
             device=device,
         )

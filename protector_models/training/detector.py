@@ -19,10 +19,11 @@ from protector_models.bundled import MINILM_ID
 from protector_models.config import ModelSpec
 from protector_models.data import LabelledPair, PreferencePair
 from protector_models.detector import ClassifierDetector
-from protector_models.loading import load_sequence_classifier
+from protector_models.loading import load_sequence_classifier, resolve_adapter
 from protector_models.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
 from protector_models.pairs import Pair
 from protector_models.training.common import portable_source, seed_everything, training_progress
+from protector_models.training.splicing import spliced_examples
 from protector_models.windows import PairEncoder
 
 Mode = Literal["lora", "head", "full"]
@@ -38,6 +39,10 @@ class DetectorTrainingArgs:
     base: str = MINILM_ID
     mode: Mode = "lora"
     epochs: int = 2
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (the schedule decays over them), even mid-epoch."""
+    init_adapter: str | None = None
+    """Continue training this LoRA adapter (its rank and target modules are kept) instead of a fresh one."""
     learning_rate: float = 5e-4
     batch_size: int = 32
     """Inputs per step: a long answer's windows count one each."""
@@ -47,6 +52,8 @@ class DetectorTrainingArgs:
     template: str = "auto"
     lora_rank: int = 16
     lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    """Dropout on LoRA inputs; 0 trains about 1.7x faster on CPU (drawing dropout masks dominates a LoRA step)."""
     lora_targets: list[str] = field(
         default_factory=lambda: ["query", "key", "value", "output.dense", "intermediate.dense"]
     )
@@ -64,6 +71,9 @@ class DetectorTrainingArgs:
     in between, a source of n rows is drawn in proportion to n ** (1 - source_balance)."""
     question_dropout: float = 0.2
     """Share of training rows shown without their question, so answer-only use (``model | guard``) is learnt."""
+    splice: float = 0.0
+    """Rows added, as a share of the training split: short answers inserted into long benign ones, labelled by
+    the inserted answer (see ``splicing``), so a harmful paragraph late in a long answer is learnt."""
     seed: int = 0
     device: str = "auto"
 
@@ -100,6 +110,7 @@ def train_detector(
     _check_shares(args)
     seed_everything(args.seed)
     train, validation = split_validation(examples, args.val_fraction, args.seed)
+    train += spliced_examples(train, args.splice, args.seed)
     spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)
     loaded = load_sequence_classifier(spec, allow_untrained_head=True)
     model = _prepare(loaded.model, args)
@@ -121,7 +132,7 @@ def train_detector(
     steps_per_epoch = len(_epoch_batches(inputs, weights, args.batch_size, random.Random(args.seed)))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
-    total = steps_per_epoch * args.epochs
+    total = min(steps_per_epoch * args.epochs, args.max_steps or steps_per_epoch * args.epochs)
     schedule = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total)
     autocast = torch.autocast(loaded.device.type, dtype=torch.bfloat16, enabled=args.precision == "bfloat16")
 
@@ -141,7 +152,7 @@ def train_detector(
     progress = training_progress(total, "train-detector")
     for epoch in range(1, args.epochs + 1):
         model.train()
-        for batch_indices in _epoch_batches(inputs, weights, args.batch_size, generator):
+        for batch_indices in _epoch_batches(inputs, weights, args.batch_size, generator)[: total - len(losses)]:
             logits = harm_logits(inputs, batch_indices)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
             if ranked is not None and args.ranking_weight > 0:
@@ -168,6 +179,8 @@ def train_detector(
         elif epoch_auroc > best_auroc:
             best_epoch, best_auroc, best_state, val_scores = epoch, epoch_auroc, _trainable_state(model), scores
         elif epoch - best_epoch >= args.patience:
+            break
+        if len(losses) >= total:
             break
     progress.close()
     model.eval()
@@ -242,10 +255,14 @@ def drop_questions(examples: Sequence[LabelledPair], share: float, seed: int) ->
 
 
 def _check_shares(args: DetectorTrainingArgs) -> None:
-    for name in ("source_balance", "question_dropout"):
+    for name in ("source_balance", "question_dropout", "splice", "lora_dropout"):
         value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be within [0, 1], got {value}")
+    if args.init_adapter is not None and args.mode != "lora":
+        raise ValueError(f"init_adapter continues a LoRA adapter: it needs mode 'lora', not '{args.mode}'")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {args.max_steps}")
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -282,13 +299,19 @@ def _prepare(model: PreTrainedModel, args: DetectorTrainingArgs) -> torch.nn.Mod
         for name, parameter in model.named_parameters():
             parameter.requires_grad = any(f".{head}." in f".{name}" for head in heads)
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig, PeftModel, get_peft_model
 
+    if args.init_adapter is not None:
+        adapter_dir = resolve_adapter(ModelSpec(source=args.base, adapter=args.init_adapter))
+        saved = LoraConfig.from_pretrained(adapter_dir)
+        saved.lora_dropout = args.lora_dropout
+        saved.inference_mode = False
+        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=True, config=saved)
     config = LoraConfig(
         task_type="SEQ_CLS",
         r=args.lora_rank,
         lora_alpha=args.lora_alpha,
-        lora_dropout=0.1,
+        lora_dropout=args.lora_dropout,
         target_modules=list(args.lora_targets),
         modules_to_save=heads,
     )

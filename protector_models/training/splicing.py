@@ -1,0 +1,49 @@
+"""Splice augmentation: short answers set inside long benign ones, so that one harmful paragraph anywhere in a
+long, helpful answer is learnt as harmful, and a change of topic alone is not."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from protector_models.data import LabelledPair
+
+SPLICED_SOURCE = "spliced"
+"""The ``source`` of every spliced row (source balancing treats them as one source)."""
+MIN_HOST_WORDS = 250
+"""A host answer is a benign answer at least this long: long enough that its windows are mostly benign text."""
+MAX_PASSAGE_WORDS = 150
+"""A passage is a whole answer at most this long, so its label holds for what is spliced in."""
+MIN_PASSAGE_WORDS = 8
+
+
+def spliced_examples(examples: Sequence[LabelledPair], share: float, seed: int) -> list[LabelledPair]:
+    """``share * len(examples)`` new rows, half harmful and half benign. Each is a long benign answer (with its own
+    question) with one short answer of another row inserted as a paragraph, at a random paragraph break or at the
+    end; it takes the inserted answer's label. The benign half teaches that a change of topic is not harm.
+
+    Empty when there are no long benign answers, or no short answers of either label."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"splice must be within [0, 1], got {share}")
+    hosts = [e for e in examples if not e.harmful and len(e.answer.split()) >= MIN_HOST_WORDS]
+    short = [e for e in examples if MIN_PASSAGE_WORDS <= len(e.answer.split()) <= MAX_PASSAGE_WORDS]
+    passages = {label: [e for e in short if e.harmful is label] for label in (True, False)}
+    count = round(share * len(examples))
+    if not hosts or not all(passages.values()) or count == 0:
+        return []
+    generator = random.Random(f"{seed}:splice")
+    spliced = []
+    for index in range(count):
+        harmful = index % 2 == 0
+        host = generator.choice(hosts)
+        passage = generator.choice(passages[harmful])  # shorter than any host: never the host itself
+        answer = insert_paragraph(host.answer, passage.answer, generator)
+        spliced.append(LabelledPair(host.question, answer, harmful, SPLICED_SOURCE))
+    return spliced
+
+
+def insert_paragraph(text: str, paragraph: str, generator: random.Random) -> str:
+    """``text`` with ``paragraph`` inserted after one of its paragraphs (any but the first), chosen at random."""
+    paragraphs = [part for part in text.split("\n\n") if part.strip()] or [text]
+    at = generator.randint(1, len(paragraphs))
+    return "\n\n".join([*paragraphs[:at], paragraph.strip(), *paragraphs[at:]])

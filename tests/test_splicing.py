@@ -1,0 +1,96 @@
+"""Splice augmentation: short answers inserted whole into long benign ones, labelled by what was inserted."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from protector_models.data import LabelledPair
+from protector_models.testing import save_tiny_classifier, toy_examples
+from protector_models.training import DetectorTrainingArgs, train_detector
+from protector_models.training.splicing import SPLICED_SOURCE, insert_paragraph, spliced_examples
+
+
+def _long_benign(index: int) -> LabelledPair:
+    paragraphs = [" ".join(f"host{index}-p{p}-w{w}" for w in range(60)) for p in range(5)]
+    return LabelledPair(f"question {index}", "\n\n".join(paragraphs), False, source="long")
+
+
+def _short(index: int, harmful: bool) -> LabelledPair:
+    word = "harm" if harmful else "fine"
+    return LabelledPair("q", " ".join(f"{word}{index}-{w}" for w in range(12)), harmful, source="short")
+
+
+@pytest.fixture
+def examples() -> list[LabelledPair]:
+    return [_long_benign(i) for i in range(4)] + [_short(i, i % 2 == 0) for i in range(16)]
+
+
+def test_spliced_rows_are_a_host_with_one_whole_passage_and_take_its_label(examples: list[LabelledPair]):
+    spliced = spliced_examples(examples, 0.5, seed=0)
+    assert len(spliced) == 10
+    assert sum(row.harmful for row in spliced) == 5
+    hosts = {e.question: e for e in examples if e.source == "long"}
+    passages = {e.answer: e.harmful for e in examples if e.source == "short"}
+    for row in spliced:
+        assert row.source == SPLICED_SOURCE
+        host = hosts[row.question]  # the host's own question
+        paragraphs = row.answer.split("\n\n")
+        inserted = [p for p in paragraphs if p in passages]
+        assert len(inserted) == 1
+        assert passages[inserted[0]] is row.harmful
+        assert [p for p in paragraphs if p not in passages] == host.answer.split("\n\n")  # host kept, in order
+        assert paragraphs[0] != inserted[0]  # never before the first paragraph
+
+
+def test_passages_land_at_every_break_including_the_end(examples: list[LabelledPair]):
+    positions = set()
+    for row in spliced_examples(examples, 1.0, seed=1):
+        paragraphs = row.answer.split("\n\n")
+        positions.add(next(i for i, p in enumerate(paragraphs) if not p.startswith("host")))
+    assert positions == {1, 2, 3, 4, 5}
+
+
+def test_splicing_is_seeded(examples: list[LabelledPair]):
+    assert spliced_examples(examples, 0.5, seed=3) == spliced_examples(examples, 0.5, seed=3)
+    assert spliced_examples(examples, 0.5, seed=3) != spliced_examples(examples, 0.5, seed=4)
+
+
+def test_nothing_is_spliced_without_long_benign_hosts_or_passages_of_both_labels(examples: list[LabelledPair]):
+    assert spliced_examples([e for e in examples if e.source == "short"], 0.5, seed=0) == []
+    assert spliced_examples([e for e in examples if not e.harmful], 0.5, seed=0) == []
+    assert spliced_examples(examples, 0.0, seed=0) == []
+    with pytest.raises(ValueError, match="splice must be within"):
+        spliced_examples(examples, 1.5, seed=0)
+
+
+def test_a_text_without_breaks_gets_the_paragraph_at_its_end():
+    assert insert_paragraph("one block", "new", random.Random(0)) == "one block\n\nnew"
+
+
+def test_training_adds_spliced_rows_to_the_training_split_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from protector_models.training import detector as training
+
+    seen: list[int] = []
+    original = training.source_weights
+    monkeypatch.setattr(
+        training, "source_weights", lambda sources, balance: seen.append(len(sources)) or original(sources, balance)
+    )
+    examples = toy_examples(40) + [_long_benign(i) for i in range(4)] + [_short(i, i % 2 == 0) for i in range(8)]
+    base = save_tiny_classifier(tmp_path / "base")
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "a"),
+        base=str(base),
+        epochs=1,
+        batch_size=8,
+        max_length=32,
+        lora_targets=["query"],
+        device="cpu",
+    )
+    plain = train_detector(examples, args)
+    spliced = train_detector(examples, replace(args, output_dir=str(tmp_path / "b"), splice=0.5))
+    assert seen[1] - seen[0] == round(0.5 * seen[0])  # the training split grew by the share
+    assert spliced.validation.n == plain.validation.n  # validation stays natural rows
