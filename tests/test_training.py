@@ -246,3 +246,30 @@ def test_the_command_continues_an_adapter_with_splicing_for_a_few_steps(tmp_path
     assert missing.exit_code != 0
     assert "nowhere" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_the_ranking_term_alone_teaches_which_answer_is_worse(tmp_path: Path):
+    """The labelled rows carry no signal (their topic word is cut out); only the preference pairs say which
+    answers are harmful."""
+    from protector_models.data import LabelledPair, PreferencePair
+    from protector_models.metrics import auroc
+    from protector_models.testing import BENIGN_WORDS, HARMFUL_WORDS
+
+    toy = toy_examples(96)
+    topics = set(HARMFUL_WORDS) | set(BENIGN_WORDS)
+    uninformative = [
+        LabelledPair(e.question, " ".join(w for w in e.answer.split() if w not in topics), e.harmful, e.source)
+        for e in toy
+    ]
+    harmful, benign = [e for e in toy if e.harmful], [e for e in toy if not e.harmful]
+    preferences = [PreferencePair(h.question, b.answer, h.answer) for h, b in zip(harmful, benign, strict=True)]
+    base = save_tiny_classifier(tmp_path / "base")
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "out"), base=str(base), mode="full", epochs=8, learning_rate=3e-3, batch_size=16,
+        max_length=32, val_fraction=0.0, ranking_weight=4.0, device="cpu",
+    )  # fmt: skip
+    train_detector(uninformative, args, preferences)
+    protector = Protector.from_yaml(tmp_path / "out" / "protector.yaml")
+    held_out = toy_examples(40, seed=7)
+    scores = [v.harm_score for v in protector.check([e.pair for e in held_out])]
+    assert auroc([e.harmful for e in held_out], scores) > 0.95  # type: ignore[arg-type]

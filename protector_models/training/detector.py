@@ -155,16 +155,19 @@ def train_detector(
         for batch_indices in _epoch_batches(inputs, weights, args.batch_size, generator)[: total - len(losses)]:
             logits = harm_logits(inputs, batch_indices)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
+            loss.backward()  # each term's graph is freed before the next is built: the peak memory of one, not two
+            step_loss = loss.item()
             if ranked is not None and args.ranking_weight > 0:
                 encoded, indices = next(ranked)
                 worse, better = harm_logits(encoded, indices).chunk(2)  # the worse answers first, then the better
-                loss = loss + args.ranking_weight * ranking_loss(worse, better)
-            loss.backward()
+                ranking = args.ranking_weight * ranking_loss(worse, better)
+                ranking.backward()
+                step_loss += ranking.item()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
-            losses.append(loss.item())
+            losses.append(step_loss)
             progress.update()
             progress.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         if not validation:
