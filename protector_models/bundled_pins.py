@@ -19,7 +19,7 @@ MINILM: dict[str, str] = {
 }
 
 MINILM_DETECTOR: dict[str, str] = {
-    "README.md": "5495d30cab69e6f6d788d65f6e9e1d49e82559476100a57222bc728fb9399a40",
+    "README.md": "2b24a3e34cecfd8557b05b5b3f315f8b5badd1ee01755c8e78d71e38522a40ab",
     "adapter_config.json": "471b02e2832130298bd7839bafe88337691c5ec7359595721e8b54ba18d28497",
     "adapter_model.safetensors": "b66c011c41eb71b78c231da19cce00e61b8db32c58cbb34bcebc04266c3b134f",
 }
