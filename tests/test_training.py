@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from protector_models import Protector, ProtectorConfig
 from protector_models.evaluation import evaluate
@@ -273,3 +274,41 @@ def test_the_ranking_term_alone_teaches_which_answer_is_worse(tmp_path: Path):
     held_out = toy_examples(40, seed=7)
     scores = [v.harm_score for v in protector.check([e.pair for e in held_out])]
     assert auroc([e.harmful for e in held_out], scores) > 0.95  # type: ignore[arg-type]
+
+
+def test_forward_chunks_hold_whole_examples_within_the_limit():
+    assert detector_training.forward_chunks([2, 1, 3, 1, 5, 1], 3) == [
+        slice(0, 2), slice(2, 3), slice(3, 4), slice(4, 5), slice(5, 6)
+    ]  # fmt: skip
+    assert detector_training.forward_chunks([1, 1, 1], None) == [slice(0, 3)]
+
+
+def test_a_batch_run_in_parts_gives_the_same_update(tmp_path: Path):
+    """Gradients summed over parts of whole examples equal the whole batch's: the same model comes out."""
+    import json
+
+    from protector_models.data import PreferencePair
+
+    base = save_tiny_classifier(tmp_path / "base")
+    config = json.loads((base / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)  # no randomness between the two runs
+    (base / "config.json").write_text(json.dumps(config))
+    toy = toy_examples(48)
+    long = [replace(e, answer=" ".join([e.answer] * 6)) for e in toy[:8]]  # several windows each
+    harmful, benign = [e for e in toy if e.harmful], [e for e in toy if not e.harmful]
+    preferences = [PreferencePair(h.question, b.answer, h.answer) for h, b in zip(harmful, benign, strict=True)]
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "whole"), base=str(base), epochs=1, batch_size=16, max_length=32,
+        window_tokens=16, window_stride=8, lora_dropout=0.0, lora_targets=["query"], val_fraction=0.25,
+        device="cpu",
+    )  # fmt: skip
+    whole = train_detector(toy + long, args, preferences)
+    parts = train_detector(toy + long, replace(args, output_dir=str(tmp_path / "parts"), forward_batch=3), preferences)
+    assert parts.losses == pytest.approx(whole.losses, rel=1e-4)
+    assert parts.validation.auroc == pytest.approx(whole.validation.auroc, abs=1e-6)
+    from safetensors.torch import load_file
+
+    trained = [load_file(str(tmp_path / name / "adapter_model.safetensors")) for name in ("whole", "parts")]
+    assert trained[0].keys() == trained[1].keys()
+    for key in trained[0]:
+        torch.testing.assert_close(trained[1][key], trained[0][key], rtol=1e-4, atol=1e-5)

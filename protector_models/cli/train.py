@@ -43,6 +43,10 @@ def train_detector_command(
     ] = _DEFAULTS.init_adapter,
     learning_rate: Annotated[float, typer.Option("--lr")] = _DEFAULTS.learning_rate,
     batch_size: Annotated[int, typer.Option(min=1)] = _DEFAULTS.batch_size,
+    forward_batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most this many windows per forward pass (same update, less memory)."),
+    ] = _DEFAULTS.forward_batch,
     max_length: Annotated[int, typer.Option(min=16, help="Tokens per model input.")] = _DEFAULTS.max_length,
     window_tokens: Annotated[
         int, typer.Option(min=8, help="Answer tokens per window; longer answers are read in windows.")
@@ -106,6 +110,7 @@ def train_detector_command(
             init_adapter=init_adapter,
             learning_rate=learning_rate,
             batch_size=batch_size,
+            forward_batch=forward_batch,
             max_length=max_length,
             window_tokens=window_tokens,
             window_stride=window_stride,

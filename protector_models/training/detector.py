@@ -12,6 +12,7 @@ from typing import Literal, cast
 
 import torch
 import yaml
+from torch.nn.functional import binary_cross_entropy_with_logits as bce
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from protector_models.batching import packed_batches, pad_features
@@ -46,6 +47,9 @@ class DetectorTrainingArgs:
     learning_rate: float = 5e-4
     batch_size: int = 32
     """Inputs per step: a long answer's windows count one each."""
+    forward_batch: int | None = None
+    """At most this many windows per forward pass: a step's batch is run in parts of whole examples and their
+    gradients summed, the same update with less memory. None: the whole batch at once."""
     max_length: int = 512
     window_tokens: int = 384
     window_stride: int = 256
@@ -153,16 +157,24 @@ def train_detector(
     for epoch in range(1, args.epochs + 1):
         model.train()
         for batch_indices in _epoch_batches(inputs, weights, args.batch_size, generator)[: total - len(losses)]:
-            logits = harm_logits(inputs, batch_indices)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[batch_indices].to(loaded.device))
-            loss.backward()  # each term's graph is freed before the next is built: the peak memory of one, not two
-            step_loss = loss.item()
+            step_loss = 0.0
+            for part in forward_chunks(inputs.counts(batch_indices), args.forward_batch):
+                chunk = batch_indices[part]
+                logits = harm_logits(inputs, chunk)
+                targets = labels[chunk].to(loaded.device)
+                loss = bce(logits, targets, reduction="sum") / len(batch_indices)  # the batch mean, in parts
+                loss.backward()  # each part's graph is freed before the next is built
+                step_loss += loss.item()
             if ranked is not None and args.ranking_weight > 0:
                 encoded, indices = next(ranked)
-                worse, better = harm_logits(encoded, indices).chunk(2)  # the worse answers first, then the better
-                ranking = args.ranking_weight * ranking_loss(worse, better)
-                ranking.backward()
-                step_loss += ranking.item()
+                half = len(indices) // 2  # the worse answers first, then the better
+                worse_all, better_all = indices[:half], indices[half:]
+                pair_windows = [sum(c) for c in zip(encoded.counts(worse_all), encoded.counts(better_all), strict=True)]
+                for part in forward_chunks(pair_windows, args.forward_batch):
+                    worse, better = harm_logits(encoded, worse_all[part] + better_all[part]).chunk(2)
+                    ranking = args.ranking_weight * ranking_loss(worse, better) * len(worse) / half
+                    ranking.backward()
+                    step_loss += ranking.item()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             schedule.step()
@@ -241,6 +253,20 @@ def _epoch_batches(
     return packed_batches(order, inputs.lengths, inputs.counts(range(count)), batch_size, generator)
 
 
+def forward_chunks(window_counts: Sequence[int], limit: int | None) -> list[slice]:
+    """Consecutive runs of examples holding at most ``limit`` windows each (an example with more runs alone)."""
+    if limit is None:
+        return [slice(0, len(window_counts))]
+    chunks, start, held = [], 0, 0
+    for index, count in enumerate(window_counts):
+        if held and held + count > limit:
+            chunks.append(slice(start, index))
+            start, held = index, 0
+        held += count
+    chunks.append(slice(start, len(window_counts)))
+    return chunks
+
+
 def source_weights(sources: Sequence[str], balance: float) -> list[float] | None:
     """Per-example sampling weights giving a source of n rows a share proportional to n ** (1 - balance);
     None when ``balance`` is 0 or there is one source (plain shuffling)."""
@@ -264,6 +290,8 @@ def _check_shares(args: DetectorTrainingArgs) -> None:
             raise ValueError(f"{name} must be within [0, 1], got {value}")
     if args.init_adapter is not None and args.mode != "lora":
         raise ValueError(f"init_adapter continues a LoRA adapter: it needs mode 'lora', not '{args.mode}'")
+    if args.forward_batch is not None and args.forward_batch < 1:
+        raise ValueError(f"forward_batch must be at least 1, got {args.forward_batch}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {args.max_steps}")
 
