@@ -1,11 +1,13 @@
 """A detector on the validation split that `train-detector` carves from the same files (trains nothing).
 
 python benchmarks/validation.py TRAIN.jsonl [...] [--preset default | --config protector.yaml] [--seed 0]
+    [--spliced 0.2]
 
 The split is the training command's (10% of each source and label, seeded), so detectors trained on the same files
 are compared on rows none of them saw, by the rule that picks the threshold: the mean over sources of F1, or of
 1 - false-alarm rate for sources without harmful rows. Prints it at the detector's threshold and at the best one,
-the pooled AUROC, and each source's figures.
+the pooled AUROC, and each source's figures. `--spliced SHARE` also scores rows spliced from the validation rows
+alone (`train-detector --splice`, with another seed): whether harm late in a long answer is caught.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from pathlib import Path
 
 from protector_models import Protector
 from protector_models.data import read_labelled
-from protector_models.metrics import auroc, source_balanced_threshold
+from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold
 from protector_models.training.detector import split_validation
+from protector_models.training.splicing import spliced_examples
+
+SPLICE_SEED = 12345
+"""Not a training seed, so the spliced validation rows are not the ones a training run made."""
 
 
 def per_source(labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str], threshold: float) -> dict:
@@ -41,6 +47,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spliced", type=float, default=0.0, help="also score this share of spliced rows")
     options = parser.parse_args()
     examples = [pair for path in options.data for pair in read_labelled(path)]
     _, validation = split_validation(examples, options.val_fraction, options.seed)
@@ -61,6 +68,11 @@ def main() -> None:
         "auroc": round(100 * (auroc(labels, checked) or 0.0), 2),
         "per_source": at_config,
     }
+    spliced = spliced_examples(validation, options.spliced, SPLICE_SEED)
+    if spliced:
+        spliced_scores = [verdict.harm_score for verdict in protector.check([e.pair for e in spliced])]
+        metrics = binary_metrics([e.harmful for e in spliced], spliced_scores, protector.threshold)  # type: ignore[arg-type]
+        result["spliced"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.as_dict().items()}
     print(json.dumps(result, indent=2))
 
 
