@@ -111,7 +111,7 @@ def train_detector(
     """
     if not examples:
         raise ValueError("no training examples")
-    _check_shares(args)
+    _check_args(args)
     seed_everything(args.seed)
     train, validation = split_validation(examples, args.val_fraction, args.seed)
     train += spliced_examples(train, args.splice, args.seed)
@@ -283,8 +283,9 @@ def drop_questions(examples: Sequence[LabelledPair], share: float, seed: int) ->
     return [Pair("", e.answer) if i in dropped else e.pair for i, e in enumerate(examples)]
 
 
-def _check_shares(args: DetectorTrainingArgs) -> None:
-    for name in ("source_balance", "question_dropout", "splice", "lora_dropout"):
+def _check_args(args: DetectorTrainingArgs) -> None:
+    """Refuse settings out of range before any model loads (``splice`` is checked by ``spliced_examples``)."""
+    for name in ("source_balance", "question_dropout", "lora_dropout"):
         value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be within [0, 1], got {value}")
