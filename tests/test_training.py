@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from protector_models import Protector, ProtectorConfig
+from protector_models.errors import ProtectorError
 from protector_models.evaluation import evaluate
 from protector_models.testing import save_tiny_classifier, toy_examples
 from protector_models.training import DetectorTrainingArgs, train_detector
@@ -312,3 +313,61 @@ def test_a_batch_run_in_parts_gives_the_same_update(tmp_path: Path):
     assert trained[0].keys() == trained[1].keys()
     for key in trained[0]:
         torch.testing.assert_close(trained[1][key], trained[0][key], rtol=1e-4, atol=1e-5)
+
+
+def test_an_interrupted_run_resumed_from_its_checkpoint_ends_as_one_never_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Killed mid-epoch after a checkpoint taken at an epoch's end (before its validation), then resumed: the
+    same losses and weights as an uninterrupted run, dropout and the ranking term's batches included."""
+    from safetensors.torch import load_file
+
+    from protector_models.data import PreferencePair
+
+    base = save_tiny_classifier(tmp_path / "base")
+    toy = toy_examples(64)
+    harmful, benign = [e for e in toy if e.harmful], [e for e in toy if not e.harmful]
+    preferences = [PreferencePair(h.question, b.answer, h.answer) for h, b in zip(harmful, benign, strict=True)]
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "whole"), base=str(base), epochs=2, batch_size=16, max_length=32,
+        learning_rate=1e-2, lora_targets=["query", "value"], checkpoint_every=4, device="cpu",
+    )  # fmt: skip
+    whole = train_detector(toy, args, preferences)
+    steps_per_epoch = len(whole.losses) // 2
+    assert steps_per_epoch == 4  # so the checkpoint falls at the first epoch's end
+    assert not (tmp_path / "whole" / "checkpoint").exists()  # removed once the model is saved
+
+    real_chunks, calls = detector_training.forward_chunks, []
+
+    def killed_during_step_six(*arguments):
+        calls.append(None)
+        if len(calls) > 2 * 5:  # two calls a step: the labelled rows and the ranking pairs
+            raise KeyboardInterrupt
+        return real_chunks(*arguments)
+
+    stopped = replace(args, output_dir=str(tmp_path / "stopped"))
+    monkeypatch.setattr(detector_training, "forward_chunks", killed_during_step_six)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(toy, stopped, preferences)
+    monkeypatch.setattr(detector_training, "forward_chunks", real_chunks)
+    assert (tmp_path / "stopped" / "checkpoint" / "state.pt").is_file()
+    with pytest.raises(ProtectorError, match="pass --resume"):
+        train_detector(toy, stopped, preferences)  # a new run would overwrite the unfinished one
+    with pytest.raises(ProtectorError, match=r"learning_rate 0.01 -> 0.001"):
+        train_detector(toy, replace(stopped, learning_rate=1e-3), preferences, resume=True)
+    with pytest.raises(ProtectorError, match="other data"):
+        train_detector(toy[1:], stopped, preferences, resume=True)
+
+    resumed = train_detector(toy, replace(stopped, device="cpu"), preferences, resume=True)
+    assert resumed.losses == whole.losses
+    assert resumed.epoch_aurocs == whole.epoch_aurocs
+    assert resumed.threshold == whole.threshold
+    trained = [load_file(str(tmp_path / name / "adapter_model.safetensors")) for name in ("whole", "stopped")]
+    for key in trained[0]:
+        torch.testing.assert_close(trained[1][key], trained[0][key], rtol=0, atol=0)
+
+
+def test_resuming_without_a_checkpoint_says_how_to_start(tmp_path: Path):
+    args = DetectorTrainingArgs(output_dir=str(tmp_path / "out"), base=str(save_tiny_classifier(tmp_path / "b")))
+    with pytest.raises(ProtectorError, match="run without --resume"):
+        train_detector(toy_examples(16), args, resume=True)

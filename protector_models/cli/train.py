@@ -85,6 +85,13 @@ def train_detector_command(
         list[str] | None,
         typer.Option("--drop-category", metavar="NAME", help="Leave out rows of this `category` (repeatable)."),
     ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Save a resumable checkpoint in OUTPUT/checkpoint every N steps."),
+    ] = _DEFAULTS.checkpoint_every,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Go on from OUTPUT/checkpoint (same data and settings).")
+    ] = False,
     seed: Annotated[int, typer.Option()] = _DEFAULTS.seed,
     device: Annotated[str, typer.Option(help=f"{DEVICES}.")] = _DEFAULTS.device,
     question_key: QuestionKeyOption = "question",
@@ -127,9 +134,10 @@ def train_detector_command(
             lora_dropout=lora_dropout,
             seed=seed,
             device=device,
+            checkpoint_every=checkpoint_every,
         )
         started = time.perf_counter()
-        outcome = train_detector(examples, args, pairs)
+        outcome = train_detector(examples, args, pairs, resume=resume)
     except (ProtectorError, OSError, ValueError) as error:
         raise fail(error) from None
     summary = {

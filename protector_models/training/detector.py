@@ -23,6 +23,15 @@ from protector_models.detector import ClassifierDetector
 from protector_models.loading import load_sequence_classifier, resolve_adapter
 from protector_models.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
 from protector_models.pairs import Pair
+from protector_models.training.checkpoints import (
+    Progress,
+    data_fingerprint,
+    load_checkpoint,
+    refuse_to_overwrite,
+    remove_checkpoint,
+    run_identity,
+    save_checkpoint,
+)
 from protector_models.training.common import portable_source, seed_everything, training_progress
 from protector_models.training.splicing import spliced_examples
 from protector_models.windows import PairEncoder
@@ -80,6 +89,8 @@ class DetectorTrainingArgs:
     the inserted answer (see ``splicing``), so a harmful paragraph late in a long answer is learnt."""
     seed: int = 0
     device: str = "auto"
+    checkpoint_every: int | None = None
+    """Save a resumable checkpoint in ``output_dir/checkpoint`` every this many steps (see ``checkpoints``)."""
 
 
 @dataclass(frozen=True)
@@ -102,16 +113,24 @@ def ranking_loss(worse_logits: torch.Tensor, better_logits: torch.Tensor) -> tor
 
 
 def train_detector(
-    examples: Sequence[LabelledPair], args: DetectorTrainingArgs, preferences: Sequence[PreferencePair] = ()
+    examples: Sequence[LabelledPair],
+    args: DetectorTrainingArgs,
+    preferences: Sequence[PreferencePair] = (),
+    resume: bool = False,
 ) -> TrainingOutcome:
     """Train with BCE on ``examples`` (a validation split is carved from them), plus the ranking term on
-    ``preferences`` when given; save in the loader's format, and report validation metrics.
+    ``preferences`` when given; save in the loader's format, and report validation metrics. ``resume`` goes on
+    from the checkpoint in ``args.output_dir``, to the same result as a run never stopped.
 
     A long answer is read in windows, as at inference, and its logit is the highest of its windows' logits.
     """
     if not examples:
         raise ValueError("no training examples")
     _check_args(args)
+    output_dir = Path(args.output_dir)
+    identity = run_identity(asdict(args), data_fingerprint(examples, preferences))
+    if not resume:
+        refuse_to_overwrite(output_dir)
     seed_everything(args.seed)
     train, validation = split_validation(examples, args.val_fraction, args.seed)
     train += spliced_examples(train, args.splice, args.seed)
@@ -149,14 +168,17 @@ def train_detector(
 
     val_pairs, val_labels = [e.pair for e in validation], [e.harmful for e in validation]
     val_sources = [e.source for e in validation]
-    losses: list[float] = []
-    epoch_aurocs: list[float | None] = []
-    val_scores: list[float] = []  # the saved epoch's
-    best_epoch, best_auroc, best_state = args.epochs, -1.0, None
+    run = load_checkpoint(output_dir, identity, model, optimizer, schedule) if resume else Progress()
+    resumed_steps, step = len(run.losses), 0
     progress = training_progress(total, "train-detector")
+    progress.update(resumed_steps)
     for epoch in range(1, args.epochs + 1):
         model.train()
-        for batch_indices in _epoch_batches(inputs, weights, args.batch_size, generator)[: total - len(losses)]:
+        for batch_indices in _epoch_batches(inputs, weights, args.batch_size, generator)[: total - step]:
+            step += 1
+            ranking_batch = next(ranked) if ranked is not None and args.ranking_weight > 0 else None
+            if step <= resumed_steps:
+                continue  # done before the checkpoint: the batch order is replayed, not trained again
             step_loss = 0.0
             for part in forward_chunks(inputs.counts(batch_indices), args.forward_batch):
                 chunk = batch_indices[part]
@@ -165,8 +187,8 @@ def train_detector(
                 loss = bce(logits, targets, reduction="sum") / len(batch_indices)  # the batch mean, in parts
                 loss.backward()  # each part's graph is freed before the next is built
                 step_loss += loss.item()
-            if ranked is not None and args.ranking_weight > 0:
-                encoded, indices = next(ranked)
+            if ranking_batch is not None:
+                encoded, indices = ranking_batch
                 half = len(indices) // 2  # the worse answers first, then the better
                 worse_all, better_all = indices[:half], indices[half:]
                 pair_windows = [sum(c) for c in zip(encoded.counts(worse_all), encoded.counts(better_all), strict=True)]
@@ -179,35 +201,39 @@ def train_detector(
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
-            losses.append(step_loss)
+            run.losses.append(step_loss)
             progress.update()
-            progress.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
-        if not validation:
+            progress.set_postfix(loss=f"{sum(run.losses[-50:]) / len(run.losses[-50:]):.4f}")
+            if args.checkpoint_every and step % args.checkpoint_every == 0 and step < total:
+                save_checkpoint(output_dir, identity, _trainable_state(model), optimizer, schedule, run)
+        if not validation or len(run.epoch_aurocs) >= epoch:  # none, or done before the checkpoint
             continue
         model.eval()
         scores = scorer.score(val_pairs)
         epoch_auroc = auroc(val_labels, scores)
-        epoch_aurocs.append(epoch_auroc)
+        run.epoch_aurocs.append(epoch_auroc)
         progress.write(f"epoch {epoch}: validation AUROC {epoch_auroc}")
         if epoch_auroc is None:  # one class in validation: nothing to compare, the last epoch is saved
-            val_scores = scores
-        elif epoch_auroc > best_auroc:
-            best_epoch, best_auroc, best_state, val_scores = epoch, epoch_auroc, _trainable_state(model), scores
-        elif epoch - best_epoch >= args.patience:
+            run.val_scores = scores
+        elif epoch_auroc > run.best_auroc:
+            run.best_epoch, run.best_auroc, run.best_state = epoch, epoch_auroc, _trainable_state(model)
+            run.val_scores = scores
+        elif epoch - run.best_epoch >= args.patience:
             break
-        if len(losses) >= total:
+        if step >= total:
             break
     progress.close()
     model.eval()
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state, strict=False)
 
-    output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    threshold = source_balanced_threshold(val_labels, val_scores, val_sources) if validation else 0.5
+    threshold = source_balanced_threshold(val_labels, run.val_scores, val_sources) if validation else 0.5
     _save(model, loaded.tokenizer, args, output_dir, scorer.template, threshold)
-    metrics = binary_metrics(val_labels, val_scores, threshold)
-    return TrainingOutcome(output_dir, threshold, metrics, losses, best_epoch, epoch_aurocs)
+    remove_checkpoint(output_dir)
+    metrics = binary_metrics(val_labels, run.val_scores, threshold)
+    best_epoch = run.best_epoch if run.best_state is not None else args.epochs
+    return TrainingOutcome(output_dir, threshold, metrics, run.losses, best_epoch, run.epoch_aurocs)
 
 
 @dataclass(frozen=True)
@@ -293,6 +319,8 @@ def _check_args(args: DetectorTrainingArgs) -> None:
         raise ValueError(f"init_adapter continues a LoRA adapter: it needs mode 'lora', not '{args.mode}'")
     if args.forward_batch is not None and args.forward_batch < 1:
         raise ValueError(f"forward_batch must be at least 1, got {args.forward_batch}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be at least 1, got {args.checkpoint_every}")
     if args.max_steps is not None and args.max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {args.max_steps}")
 
