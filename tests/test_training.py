@@ -240,10 +240,15 @@ def test_the_command_continues_an_adapter_with_splicing_for_a_few_steps(tmp_path
     common = ["train.jsonl", "--base", "base", "--lora-target", "query", "--max-length", "32", "--device", "cpu"]
     assert CliRunner().invoke(app, ["train-detector", *common, "-o", "a", "--epochs", "1"]).exit_code == 0
     more = ["--init-adapter", "a", "--max-steps", "2", "--splice", "0.2", "--lora-dropout", "0"]
-    continued = CliRunner().invoke(app, ["train-detector", *common, "-o", "b", *more])
+    continued = CliRunner().invoke(app, ["train-detector", *common, "-o", "b", *more, "--checkpoint-every", "1"])
     assert continued.exit_code == 0, continued.output
     saved = json.loads(Path("b/training_args.json").read_text())
     assert (saved["init_adapter"], saved["max_steps"], saved["splice"], saved["lora_dropout"]) == ("a", 2, 0.2, 0.0)
+    assert saved["checkpoint_every"] == 1
+    nothing_to_resume = CliRunner().invoke(app, ["train-detector", *common, "-o", "d", "--resume"])
+    assert nothing_to_resume.exit_code != 0
+    assert "run without --resume" in nothing_to_resume.output
+    assert "Traceback" not in nothing_to_resume.output
     missing = CliRunner().invoke(app, ["train-detector", *common, "-o", "c", "--init-adapter", "nowhere"])
     assert missing.exit_code != 0
     assert "nowhere" in missing.output
