@@ -7,7 +7,8 @@ The split is the training command's (10% of each source and label, seeded), so d
 are compared on rows none of them saw, by the rule that picks the threshold: the mean over sources of F1, or of
 1 - false-alarm rate for sources without harmful rows. Prints it at the detector's threshold and at the best one,
 the pooled AUROC, and each source's figures. `--spliced SHARE` also scores rows spliced from the validation rows
-alone (`train-detector --splice`, with another seed): whether harm late in a long answer is caught.
+alone (`train-detector --splice`, with another seed): whether harm late in a long answer is caught; and the rule
+again with those rows as one more source, so reading whole answers weighs in a comparison.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from protector_models import Protector
-from protector_models.data import read_labelled
-from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold
+from protector_models.data import LabelledPair, read_labelled
+from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold, source_figures
 from protector_models.training.detector import split_validation
 from protector_models.training.splicing import spliced_examples
 
@@ -27,17 +28,19 @@ SPLICE_SEED = 12345
 """Not a training seed, so the spliced validation rows are not the ones a training run made."""
 
 
-def per_source(labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str], threshold: float) -> dict:
-    """Per source: F1 (sources with harmful rows) or 1 - false-alarm rate (sources without), in percent."""
-    figures = {}
-    for source in sorted(set(sources)):
-        rows = [(label, score) for label, score, s in zip(labels, scores, sources, strict=True) if s == source]
-        positives = sum(label for label, _ in rows)
-        tp = sum(label and score >= threshold for label, score in rows)
-        fp = sum(not label and score >= threshold for label, score in rows)
-        value = 2 * tp / (tp + fp + positives) if positives else 1 - fp / (len(rows) - positives)
-        figures[source] = round(100 * value, 2)
-    return figures
+def mean_figures(labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str], threshold: float) -> dict:
+    """The rule's mean over sources and each source's figure at ``threshold``, in percent."""
+    figures = source_figures(labels, scores, sources, threshold)
+    figures = {name: round(100 * value, 2) for name, value in figures.items()}
+    return {"mean": round(sum(figures.values()) / len(figures), 2), "per_source": figures}
+
+
+def harm_scores(protector: Protector, examples: Sequence[LabelledPair]) -> list[float]:
+    """Each pair's harm score; exits when one could not be scored (the log says why)."""
+    scores = [verdict.harm_score for verdict in protector.check([e.pair for e in examples])]
+    if any(score is None for score in scores):
+        raise SystemExit("error: some pairs could not be scored; see the log")
+    return [float(score) for score in scores if score is not None]
 
 
 def main() -> None:
@@ -52,27 +55,34 @@ def main() -> None:
     examples = [pair for path in options.data for pair in read_labelled(path)]
     _, validation = split_validation(examples, options.val_fraction, options.seed)
     protector = Protector.from_yaml(options.config) if options.config else Protector.from_preset(options.preset)
-    scores = [verdict.harm_score for verdict in protector.check([e.pair for e in validation])]
-    if any(score is None for score in scores):
-        raise SystemExit("error: some pairs could not be scored; see the log")
-    checked = [float(score) for score in scores if score is not None]
+    checked = harm_scores(protector, validation)
     labels, sources = [e.harmful for e in validation], [e.source for e in validation]
     best = source_balanced_threshold(labels, checked, sources)
-    at_config, at_best = (per_source(labels, checked, sources, t) for t in (protector.threshold, best))
+    at_config, at_best = (mean_figures(labels, checked, sources, t) for t in (protector.threshold, best))
     result = {
         "pairs": len(validation),
         "threshold": protector.threshold,
-        "mean_over_sources": round(sum(at_config.values()) / len(at_config), 2),
+        "mean_over_sources": at_config["mean"],
         "best_threshold": round(best, 4),
-        "mean_over_sources_at_best": round(sum(at_best.values()) / len(at_best), 2),
+        "mean_over_sources_at_best": at_best["mean"],
         "auroc": round(100 * (auroc(labels, checked) or 0.0), 2),
-        "per_source": at_config,
+        "per_source": at_config["per_source"],
     }
     spliced = spliced_examples(validation, options.spliced, SPLICE_SEED)
     if spliced:
-        spliced_scores = [verdict.harm_score for verdict in protector.check([e.pair for e in spliced])]
-        metrics = binary_metrics([e.harmful for e in spliced], spliced_scores, protector.threshold)  # type: ignore[arg-type]
+        spliced_scores = harm_scores(protector, spliced)
+        metrics = binary_metrics([e.harmful for e in spliced], spliced_scores, protector.threshold)
         result["spliced"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.as_dict().items()}
+        # the rule with the spliced rows as one more source: whether long answers are read weighs in too
+        labels += [e.harmful for e in spliced]
+        checked += spliced_scores
+        sources += ["spliced"] * len(spliced)
+        best = source_balanced_threshold(labels, checked, sources)
+        result["with_spliced"] = {
+            "mean_over_sources": mean_figures(labels, checked, sources, protector.threshold)["mean"],
+            "best_threshold": round(best, 4),
+            "mean_over_sources_at_best": mean_figures(labels, checked, sources, best)["mean"],
+        }
     print(json.dumps(result, indent=2))
 
 

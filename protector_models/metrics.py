@@ -108,9 +108,25 @@ def best_f1_threshold(labels: Sequence[bool], scores: Sequence[float]) -> float:
     return best_threshold
 
 
+def source_figures(
+    labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str], threshold: float
+) -> dict[str, float]:
+    """Per source, the figure :func:`source_balanced_threshold` averages: F1 (sources with harmful rows) or
+    1 - false-alarm rate (sources without), at ``threshold``."""
+    figures = {}
+    for source in sorted(set(sources)):
+        rows = [(label, score) for label, score, s in zip(labels, scores, sources, strict=True) if s == source]
+        positives = sum(label for label, _ in rows)
+        tp = sum(label and score >= threshold for label, score in rows)
+        fp = sum(not label and score >= threshold for label, score in rows)
+        figures[source] = 2 * tp / (tp + fp + positives) if positives else 1 - fp / (len(rows) - positives)
+    return figures
+
+
 def source_balanced_threshold(labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str]) -> float:
     """The threshold that maximises the mean over sources of F1 (sources with harmful rows) or 1 - false-alarm
-    rate (sources without), so no single source decides it; with one source it is the best-F1 threshold.
+    rate (sources without), so no single source decides it; with one source it is the best-F1 threshold. Only
+    thresholds that flag at least one row are candidates.
 
     One sweep over the scores from high to low, as :func:`best_f1_threshold`, midway between neighbours.
     """

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from protector_models.metrics import auroc, average_precision, best_f1_threshold, binary_metrics
+from protector_models.metrics import (
+    auroc,
+    average_precision,
+    best_f1_threshold,
+    binary_metrics,
+    source_balanced_threshold,
+    source_figures,
+)
 
 LABELS = [True, True, False, True, False, False]
 SCORES = [0.9, 0.4, 0.6, 0.8, 0.1, 0.3]
@@ -52,3 +61,41 @@ def test_curve_points_walk_thresholds_from_high_to_low():
 def test_a_nan_score_is_an_error_not_a_hang(metric):
     with pytest.raises(ValueError, match=r"1 of 3 scores are NaN or infinite \(first at position 1\)"):
         metric([True, False, True], [0.9, float("nan"), 0.2])
+
+
+def test_source_figures_are_f1_or_one_minus_the_false_alarm_rate():
+    labels = [True, False, True, False, False, False]
+    scores = [0.9, 0.8, 0.2, 0.1, 0.7, 0.3]
+    sources = ["mixed", "mixed", "mixed", "mixed", "benign", "benign"]
+    figures = source_figures(labels, scores, sources, threshold=0.5)
+    assert figures == pytest.approx({"mixed": 2 * 1 / (1 + 1 + 2), "benign": 1 - 1 / 2})
+
+
+def test_a_small_source_weighs_as_much_as_a_big_one():
+    """Pooled F1 favours the big source's best threshold (0.5); the balanced rule goes higher, where the small
+    benign source raises no false alarm at the cost of one of the big source's harmful rows."""
+    labels = [True] * 10 + [False] * 10 + [False]
+    scores = [0.9] * 9 + [0.55] + [0.1] * 10 + [0.6]
+    sources = ["big"] * 20 + ["small"]
+    assert best_f1_threshold(labels, scores) < 0.55
+    assert source_balanced_threshold(labels, scores, sources) > 0.6
+
+
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 20).map(lambda n: n / 20), st.sampled_from("abc")),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_the_rule_picks_the_threshold_with_the_highest_mean_over_sources(rows):
+    """Among thresholds that flag something (a detector that flags nothing is not a choice)."""
+    labels, scores, sources = (list(column) for column in zip(*rows, strict=True))
+
+    def mean(threshold: float) -> float:
+        figures = source_figures(labels, scores, sources, threshold)
+        return sum(figures.values()) / len(figures)
+
+    picked = source_balanced_threshold(labels, scores, sources)
+    candidates = {score + offset for score in scores for offset in (-0.01, 0.0, 0.01) if score + offset <= max(scores)}
+    assert mean(picked) >= max(mean(threshold) for threshold in candidates) - 1e-9
