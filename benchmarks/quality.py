@@ -72,7 +72,8 @@ def _recall_by_length(
     harmful = [i for i, e in enumerate(examples) if e.harmful]
     if not harmful:
         return None, 0, None
-    lengths = detector.tokenizer([examples[i].answer for i in harmful], add_special_tokens=False)["input_ids"]
+    answers = [examples[i].answer for i in harmful]
+    lengths = detector.tokenizer(answers, add_special_tokens=False, verbose=False)["input_ids"]  # only counted
     long = [i for i, ids in zip(harmful, lengths, strict=True) if len(ids) > LONG_TOKENS]
     short = sorted(set(harmful) - set(long))
 

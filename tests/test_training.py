@@ -363,11 +363,12 @@ def test_an_interrupted_run_resumed_from_its_checkpoint_ends_as_one_never_stoppe
     with pytest.raises(ProtectorError, match="other data"):
         train_detector(toy[1:], stopped, preferences, resume=True)
 
-    resumed = train_detector(toy, replace(stopped, device="cpu"), preferences, resume=True)
+    (tmp_path / "stopped").rename(tmp_path / "moved")  # a run may be resumed where its directory went
+    resumed = train_detector(toy, replace(stopped, output_dir=str(tmp_path / "moved")), preferences, resume=True)
     assert resumed.losses == whole.losses
     assert resumed.epoch_aurocs == whole.epoch_aurocs
     assert resumed.threshold == whole.threshold
-    trained = [load_file(str(tmp_path / name / "adapter_model.safetensors")) for name in ("whole", "stopped")]
+    trained = [load_file(str(tmp_path / name / "adapter_model.safetensors")) for name in ("whole", "moved")]
     for key in trained[0]:
         torch.testing.assert_close(trained[1][key], trained[0][key], rtol=0, atol=0)
 

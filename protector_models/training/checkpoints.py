@@ -23,9 +23,9 @@ from protector_models.errors import ProtectorError
 CHECKPOINT_DIR = "checkpoint"
 _STATE_FILE = "state.pt"
 _RUN_FILE = "run.json"
-_FREE_SETTINGS = ("checkpoint_every", "forward_batch", "device")
-"""Settings a resumed run may change: they do not change what is learnt (``forward_batch`` gives the same
-update) or only where it runs."""
+_FREE_SETTINGS = ("output_dir", "checkpoint_every", "forward_batch", "device")
+"""Settings a resumed run may change: where it is (a moved directory), how often it saves, and how it runs
+(``forward_batch`` gives the same update)."""
 
 
 @dataclass
