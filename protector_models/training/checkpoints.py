@@ -124,15 +124,11 @@ def _check_same_run(saved: dict[str, Any], identity: dict[str, Any], directory: 
         raise ProtectorError(
             f"the checkpoint in {directory} was trained on other data: give the same files, in the same order"
         )
-    changed: Sequence[str] = sorted(
-        name
-        for name in saved["settings"].keys() | identity["settings"].keys()
-        if saved["settings"].get(name) != identity["settings"].get(name)
-    )
+    saved_settings, settings = saved["settings"], identity["settings"]
+    # a setting the checkpoint does not name was added since: its default keeps the old behaviour
+    changed: Sequence[str] = sorted(name for name in saved_settings if saved_settings[name] != settings.get(name))
     if changed:
-        details = ", ".join(
-            f"{name} {saved['settings'].get(name)!r} -> {identity['settings'].get(name)!r}" for name in changed
-        )
+        details = ", ".join(f"{name} {saved_settings[name]!r} -> {settings.get(name)!r}" for name in changed)
         raise ProtectorError(
             f"the checkpoint in {directory} was saved with other settings ({details}): resume with the same ones"
         )
