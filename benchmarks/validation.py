@@ -1,12 +1,12 @@
 """A detector on the validation split that `train-detector` carves from the same files (trains nothing).
 
 python benchmarks/validation.py TRAIN.jsonl [...] [--preset default | --config protector.yaml] [--seed 0]
-    [--spliced 0.2]
+    [--spliced]
 
 The split is the training command's (10% of each source and label, seeded), so detectors trained on the same files
 are compared on rows none of them saw, by the rule that picks the threshold: the mean over sources of F1, or of
 1 - false-alarm rate for sources without harmful rows. Prints it at the detector's threshold and at the best one,
-the pooled AUROC, and each source's figures. `--spliced SHARE` also scores rows spliced from the validation rows
+the pooled AUROC, and each source's figures. `--spliced` also scores rows spliced from the validation rows
 alone (`train-detector --splice`, with another seed): whether harm late in a long answer is caught; and the rule
 again with those rows as one more source, so reading whole answers weighs in a comparison.
 """
@@ -22,10 +22,7 @@ from protector_models import Protector
 from protector_models.data import LabelledPair, read_labelled
 from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold, source_figures
 from protector_models.training.detector import split_validation
-from protector_models.training.splicing import spliced_examples
-
-SPLICE_SEED = 12345
-"""Not a training seed, so the spliced validation rows are not the ones a training run made."""
+from protector_models.training.splicing import validation_spliced
 
 
 def mean_figures(labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str], threshold: float) -> dict:
@@ -50,7 +47,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--spliced", type=float, default=0.0, help="also score this share of spliced rows")
+    parser.add_argument("--spliced", action="store_true", help="also score spliced validation rows")
     options = parser.parse_args()
     examples = [pair for path in options.data for pair in read_labelled(path)]
     _, validation = split_validation(examples, options.val_fraction, options.seed)
@@ -68,7 +65,7 @@ def main() -> None:
         "auroc": round(100 * (auroc(labels, checked) or 0.0), 2),
         "per_source": at_config["per_source"],
     }
-    spliced = spliced_examples(validation, options.spliced, SPLICE_SEED)
+    spliced = validation_spliced(validation) if options.spliced else []
     if spliced:
         spliced_scores = harm_scores(protector, spliced)
         metrics = binary_metrics([e.harmful for e in spliced], spliced_scores, protector.threshold)

@@ -94,3 +94,30 @@ def test_training_adds_spliced_rows_to_the_training_split_only(tmp_path: Path, m
     spliced = train_detector(examples, replace(args, output_dir=str(tmp_path / "b"), splice=0.5))
     assert seen[1] - seen[0] == round(0.5 * seen[0])  # the training split grew by the share
     assert spliced.validation.n == plain.validation.n  # validation stays natural rows
+
+
+def test_with_splicing_the_threshold_rule_also_weighs_spliced_validation_rows(tmp_path: Path):
+    from protector_models import Protector
+    from protector_models.metrics import source_balanced_threshold
+    from protector_models.training.detector import split_validation
+    from protector_models.training.splicing import validation_spliced
+
+    examples = toy_examples(40) + [_long_benign(i) for i in range(8)] + [_short(i, i % 2 == 0) for i in range(8)]
+    args = DetectorTrainingArgs(
+        output_dir=str(tmp_path / "out"), base=str(save_tiny_classifier(tmp_path / "base")), epochs=1,
+        batch_size=8, max_length=32, lora_targets=["query"], val_fraction=0.5, splice=0.5, device="cpu",
+    )  # fmt: skip
+    outcome = train_detector(examples, args)
+    _, validation = split_validation(examples, args.val_fraction, args.seed)
+    spliced = validation_spliced(validation)
+    assert outcome.spliced_validation is not None
+    assert outcome.spliced_validation.n == len(spliced) > 0
+    protector = Protector.from_yaml(tmp_path / "out" / "protector.yaml")
+    rows = validation + spliced
+    scores = [verdict.harm_score for verdict in protector.check([e.pair for e in rows])]
+    labels, sources = [e.harmful for e in rows], [e.source for e in rows]
+    both = source_balanced_threshold(labels, scores, sources)
+    natural = slice(0, len(validation))
+    natural_only = source_balanced_threshold(labels[natural], scores[natural], sources[natural])
+    assert outcome.threshold == pytest.approx(both, abs=1e-7)
+    assert natural_only != pytest.approx(both, abs=1e-7)  # so this run tells the two rules apart

@@ -150,6 +150,8 @@ def train_detector_command(
         "threshold": round(outcome.threshold, 4),
         "validation": outcome.validation.as_dict(),
     }
+    if outcome.spliced_validation is not None:
+        summary["spliced_validation"] = outcome.spliced_validation.as_dict()
     typer.echo(json.dumps(summary, indent=2))
     typer.echo(
         f"use it with: mllm-protector scan INPUT -o OUTPUT --config {outcome.output_dir / 'protector.yaml'}", err=True

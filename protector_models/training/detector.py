@@ -33,7 +33,7 @@ from protector_models.training.checkpoints import (
     save_checkpoint,
 )
 from protector_models.training.common import portable_source, seed_everything, training_progress
-from protector_models.training.splicing import spliced_examples
+from protector_models.training.splicing import spliced_examples, validation_spliced
 from protector_models.windows import PairEncoder
 
 Mode = Literal["lora", "head", "full"]
@@ -105,6 +105,8 @@ class TrainingOutcome:
     """The epoch whose weights were saved (the last one when there is no validation split)."""
     epoch_aurocs: list[float | None]
     """Validation AUROC after each epoch that ran."""
+    spliced_validation: BinaryMetrics | None = None
+    """With ``splice``: the metrics on spliced validation rows, which the threshold rule also weighs."""
 
 
 def ranking_loss(worse_logits: torch.Tensor, better_logits: torch.Tensor) -> torch.Tensor:
@@ -228,12 +230,22 @@ def train_detector(
         model.load_state_dict(run.best_state, strict=False)
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    threshold = source_balanced_threshold(val_labels, run.val_scores, val_sources) if validation else 0.5
+    # trained to read long answers: the threshold rule weighs that too, spliced validation rows as one more source
+    spliced = validation_spliced(validation) if args.splice else []
+    spliced_labels, spliced_scores = [e.harmful for e in spliced], scorer.score([e.pair for e in spliced])
+    threshold = 0.5
+    if validation:
+        threshold = source_balanced_threshold(
+            val_labels + spliced_labels, run.val_scores + spliced_scores, val_sources + [e.source for e in spliced]
+        )
     _save(model, loaded.tokenizer, args, output_dir, scorer.template, threshold)
     remove_checkpoint(output_dir)
     metrics = binary_metrics(val_labels, run.val_scores, threshold)
+    spliced_metrics = binary_metrics(spliced_labels, spliced_scores, threshold) if spliced else None
     best_epoch = run.best_epoch if run.best_state is not None else args.epochs
-    return TrainingOutcome(output_dir, threshold, metrics, run.losses, best_epoch, run.epoch_aurocs)
+    return TrainingOutcome(
+        output_dir, threshold, metrics, run.losses, best_epoch, run.epoch_aurocs, spliced_validation=spliced_metrics
+    )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,9 @@ MIN_HOST_WORDS = 250
 MAX_PASSAGE_WORDS = 150
 """A passage is a whole answer at most this long, so its label holds for what is spliced in."""
 MIN_PASSAGE_WORDS = 8
+VALIDATION_SHARE = 0.2
+VALIDATION_SEED = 12345
+"""Spliced validation rows are built from validation rows alone, with a seed no training run uses."""
 
 
 def spliced_examples(examples: Sequence[LabelledPair], share: float, seed: int) -> list[LabelledPair]:
@@ -47,3 +50,9 @@ def insert_paragraph(text: str, paragraph: str, generator: random.Random) -> str
     paragraphs = [part for part in text.split("\n\n") if part.strip()] or [text]
     at = generator.randint(1, len(paragraphs))
     return "\n\n".join([*paragraphs[:at], paragraph.strip(), *paragraphs[at:]])
+
+
+def validation_spliced(validation: Sequence[LabelledPair]) -> list[LabelledPair]:
+    """The spliced rows that measure a detector's reading of long answers: built from ``validation`` alone, the
+    same for every run on the same files (``train-detector --splice`` and ``benchmarks/validation.py``)."""
+    return spliced_examples(validation, VALIDATION_SHARE, VALIDATION_SEED)
