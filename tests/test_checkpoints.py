@@ -39,9 +39,12 @@ def test_a_checkpoint_restores_weights_optimizer_schedule_random_state_and_progr
     assert torch.equal(moments, optimizer.state_dict()["state"][0]["exp_avg"])
 
 
-def test_a_checkpoint_is_refused_by_another_run_but_not_for_a_setting_added_since(tmp_path: Path):
+def test_a_checkpoint_is_refused_by_another_run_but_not_for_settings_added_or_freed_since(tmp_path: Path):
     model, optimizer, schedule = _run()
-    save_checkpoint(tmp_path, {"settings": {"splice": 0.1}, "data_sha256": "abc"}, {}, optimizer, schedule, Progress())
+    save_checkpoint(  # by an older version, which kept a setting that may change now
+        tmp_path, {"settings": {"splice": 0.1, "output_dir": "a"}, "data_sha256": "abc"}, {}, optimizer, schedule,
+        Progress(),
+    )  # fmt: skip
     newer = {"settings": {"splice": 0.1, "added_later": 3}, "data_sha256": "abc"}
     assert load_checkpoint(tmp_path, newer, model, optimizer, schedule) == Progress()
     with pytest.raises(ProtectorError, match=r"other settings \(splice 0.1 -> 0.2\)"):

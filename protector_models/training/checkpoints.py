@@ -126,7 +126,11 @@ def _check_same_run(saved: dict[str, Any], identity: dict[str, Any], directory: 
         )
     saved_settings, settings = saved["settings"], identity["settings"]
     # a setting the checkpoint does not name was added since: its default keeps the old behaviour
-    changed: Sequence[str] = sorted(name for name in saved_settings if saved_settings[name] != settings.get(name))
+    changed: Sequence[str] = sorted(
+        name
+        for name in saved_settings
+        if name not in _FREE_SETTINGS and saved_settings[name] != settings.get(name)  # free now, if not then
+    )
     if changed:
         details = ", ".join(f"{name} {saved_settings[name]!r} -> {settings.get(name)!r}" for name in changed)
         raise ProtectorError(
