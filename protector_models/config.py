@@ -200,6 +200,11 @@ class RemoteDetectorConfig(_Strict):
     retries: int = Field(2, ge=0, le=10, description="Further attempts after a connection error or a 5xx reply.")
     backoff_s: float = Field(0.2, ge=0, le=30, description="Wait before the first retry; doubled for each next one.")
     batch_size: int = Field(64, ge=1, le=4096, description="Pairs per request (at most the server's limit).")
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the service's key (sent as a Bearer token); unset: none.",
+    )
 
 
 def _detector_kind(value: Any) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Self
 import httpx
 from pydantic import ValidationError
 
+from protector_models.api_keys import api_key_from_env
 from protector_models.config import RemoteDetectorConfig, describe_validation_error
 from protector_models.errors import ConfigError, ModelRuntimeError, shown
 from protector_models.pairs import Pair
@@ -37,6 +38,7 @@ class RemoteDetector:
         retries: int = 2,
         backoff_s: float = 0.2,
         batch_size: int = 64,
+        api_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         settings = {"url": url, "timeout_s": timeout_s, "retries": retries, "backoff_s": backoff_s}
@@ -50,19 +52,23 @@ class RemoteDetector:
         self.retries = config.retries
         self.backoff_s = config.backoff_s
         self.batch_size = config.batch_size
+        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
-            base_url=self.url, timeout=config.timeout_s, transport=transport, follow_redirects=False
+            base_url=self.url, timeout=config.timeout_s, transport=transport, follow_redirects=False, headers=headers
         )
 
     @classmethod
     def from_config(cls, config: RemoteDetectorConfig) -> Self:
-        """A client for the service ``config.url``."""
+        """A client for the service ``config.url``, sending the key in ``config.api_key_env`` if one is named."""
         return cls(
             config.url,
             timeout_s=config.timeout_s,
             retries=config.retries,
             backoff_s=config.backoff_s,
             batch_size=config.batch_size,
+            api_key=api_key_from_env(config.api_key_env, what="remote detector api_key_env")
+            if config.api_key_env
+            else None,
         )
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from protector_models.cli.options import (
     build_config,
     fail,
 )
-from protector_models.errors import ProtectorError
+from protector_models.errors import ConfigError, ProtectorError
 from protector_models.serving.settings import ServeSettings, read_serve_settings, with_batching
 
 INSTALL_HINT = (
@@ -47,12 +48,21 @@ def serve(
         bool, typer.Option("--no-batching", help="Score each request on its own (for comparison).")
     ] = False,
     max_pairs: Annotated[int | None, typer.Option("--max-pairs", min=1, help="Most pairs per request.")] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env", metavar="NAME", help="Require the key in this environment variable (Bearer token)."
+        ),
+    ] = None,
+    ssl_certfile: Annotated[str | None, typer.Option("--ssl-certfile", help="PEM certificate: serve HTTPS.")] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option("--ssl-keyfile", help="PEM private key for HTTPS.")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve POST /v1/check and /v1/protect, GET /healthz and /metrics over HTTP.
 
     Concurrent requests share detector passes (micro-batching, on unless --no-batching). The detector reads the
-    question and answer text of every request; bind to 127.0.0.1 (the default) unless a gateway guards the port.
+    question and answer text of every request: bind to 127.0.0.1 (the default), or require a key
+    (--api-key-env) and serve HTTPS, or keep a gateway in front.
     """
     try:
         import uvicorn
@@ -68,19 +78,51 @@ def serve(
             max_wait_ms=max_wait_ms,
             workers=batch_workers,
         )
-        settings = _settings(config, host=host, port=port, max_pairs=max_pairs)
+        settings = _settings(
+            config,
+            host=host,
+            port=port,
+            max_pairs=max_pairs,
+            api_key_env=api_key_env,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
+        _check_tls_files(settings)
         from protector_models.protector import Protector
 
         app = create_app(Protector.from_config(core), settings)
     except (ProtectorError, OSError) as error:
         raise fail(error) from None
+    if settings.api_key_env is None and not _loopback(settings.host):
+        typer.echo(
+            f"warning: serving on {settings.host} without a key: anyone who reaches the port can use the detector; "
+            "pass --api-key-env NAME or keep a gateway in front",
+            err=True,
+        )
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
         timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _check_tls_files(settings: ServeSettings) -> None:
+    """Missing certificate files are named before the model loads, not found by the TLS stack at start."""
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        path = getattr(settings, name)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{name} {path} is not a file: give the PEM file's path")
 
 
 def _settings(config: Path | None, **overrides: Any) -> ServeSettings:

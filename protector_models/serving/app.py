@@ -2,8 +2,9 @@
 
 ``POST /v1/check`` scores pairs, ``POST /v1/protect`` also acts on the flagged ones (the server's threshold and
 action; a request may override the threshold), ``GET /healthz`` says whether requests are taken, ``GET /metrics``
-is Prometheus text. The model loads once at start-up (the lifespan) and the protector closes at shutdown;
-concurrent requests share detector passes through the protector's micro-batcher.
+is Prometheus text. With ``api_key_env`` set, every request but ``/healthz`` needs the key (``serving.auth``).
+The model loads once at start-up (the lifespan) and the protector closes at shutdown; concurrent requests share
+detector passes through the protector's micro-batcher.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from protector_models.api_keys import api_key_from_env
 from protector_models.errors import HarmfulContentError, ModelRuntimeError, ProtectorError, shown
 from protector_models.protector import Protector
+from protector_models.serving.auth import BearerAuth
 from protector_models.serving.limits import BodyLimit
 from protector_models.serving.metrics import RequestMetrics, ServiceMetrics
 from protector_models.serving.schemas import (
@@ -60,6 +63,8 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_key_env is not None:  # checked before a body is read
+        app.add_middleware(BearerAuth, key=api_key_from_env(settings.api_key_env))
     app.add_middleware(RequestMetrics, metrics=metrics)  # added last: the outermost, so it sees every reply
     app.state.protector = protector
     app.state.metrics = metrics

@@ -65,7 +65,21 @@ class ServeSettings(_Strict):
     max_pairs: int = Field(256, ge=1, le=100_000, description="Most pairs in one request.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body, in bytes.")
     graceful_shutdown_s: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight requests may finish.")
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the key every request but /healthz must send as "
+        "`Authorization: Bearer KEY`; unset: no key.",
+    )
+    ssl_certfile: str | None = Field(None, min_length=1, description="PEM certificate: serve HTTPS (with ssl_keyfile).")
+    ssl_keyfile: str | None = Field(None, min_length=1, description="PEM private key of ssl_certfile.")
     ray: RaySettings = Field(default_factory=RaySettings)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: give both for HTTPS, or neither")
+        return self
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "serve settings") -> Self:
