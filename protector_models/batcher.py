@@ -1,6 +1,6 @@
 """Dynamic micro-batching: concurrent ``score`` calls on one detector gathered into shared detector passes.
 
-A :class:`MicroBatcher` wraps any :class:`~protector_models.detector.Detector` and is one itself. Each call is
+A :class:`MicroBatcher` wraps any :class:`~protector_models.interfaces.Detector` and is one itself. Each call is
 queued; a worker thread takes the oldest call, waits at most ``max_wait_ms`` (counted from that call's arrival)
 for others to join until ``max_batch_size`` pairs are gathered, scores them all in one ``detector.score`` call,
 and hands each caller its own scores, in its own order. A call larger than ``max_batch_size`` goes alone. When a
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from protector_models.config import BatchingConfig
-from protector_models.detector import Detector
 from protector_models.errors import ModelRuntimeError
+from protector_models.interfaces import Detector
 from protector_models.pairs import Pair
 
 logger = logging.getLogger(__name__)

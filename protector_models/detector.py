@@ -7,7 +7,7 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Literal, Self
 
 import numpy as np
 import torch
@@ -16,19 +16,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from protector_models.batching import filled_mask, length_sorted_batches, pad_rows, prefetched
 from protector_models.config import DetectorConfig
 from protector_models.errors import ModelRuntimeError
+from protector_models.interfaces import Detector as Detector  # re-exported: the protocol's former home
 from protector_models.loading import load_sequence_classifier
 from protector_models.pairs import Pair
 from protector_models.templates import resolve_detector_template
 from protector_models.windows import CHUNK_CHARS, PairEncoder, Window, WindowSpec
-
-
-@runtime_checkable
-class Detector(Protocol):
-    """Scores pairs: the probability that each answer is harmful, in input order."""
-
-    def score(self, pairs: Sequence[Pair]) -> list[float]:
-        """One score per pair, in [0, 1], higher is more harmful."""
-        ...
 
 
 class ClassifierDetector:

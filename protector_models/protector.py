@@ -27,7 +27,6 @@ from protector_models.config import (
     check_threshold,
     load_config,
 )
-from protector_models.detector import ClassifierDetector, Detector
 from protector_models.errors import (
     ConfigError,
     HarmfulContentError,
@@ -36,6 +35,7 @@ from protector_models.errors import (
     ProtectorError,
     shown,
 )
+from protector_models.interfaces import Detector
 from protector_models.pairs import Pair, PairLike, as_pairs, text_problem
 from protector_models.presets import DEFAULT_THRESHOLD, preset_dict
 from protector_models.results import Result, Verdict
@@ -485,6 +485,8 @@ def _detector_from_config(config: AnyDetectorConfig) -> Detector:
         from protector_models.remote import RemoteDetector  # httpx only where a remote detector is used
 
         return RemoteDetector.from_config(config)
+    from protector_models.detector import ClassifierDetector  # torch and transformers only where a model loads
+
     return ClassifierDetector.from_config(config)
 
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
-import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-from protector_models.batching import length_sorted_batches, pad_features
 from protector_models.config import DEFAULT_REFUSAL, CausalLMRewriterConfig
-from protector_models.loading import load_causal_lm
 from protector_models.pairs import Pair
-from protector_models.templates import detoxify_prompts
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @runtime_checkable
@@ -61,6 +58,8 @@ class CausalLMRewriter:
     @classmethod
     def from_config(cls, config: CausalLMRewriterConfig) -> Self:
         """Load the model named by ``config.model`` and wrap it."""
+        from protector_models.loading import load_causal_lm  # torch and transformers only where a model loads
+
         loaded = load_causal_lm(config.model)
         return cls(
             loaded.model,
@@ -77,6 +76,11 @@ class CausalLMRewriter:
         pad on the left, so each prompt ends where generation starts and a batched rewrite equals the one
         generated alone.
         """
+        import torch
+
+        from protector_models.batching import length_sorted_batches, pad_features
+        from protector_models.templates import detoxify_prompts
+
         if not pairs:
             return []
         budget = self.max_length - self.max_new_tokens

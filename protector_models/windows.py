@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 from protector_models.pairs import Pair
 from protector_models.templates import PAPER_QUESTION_PREFIX, PAPER_QUESTION_SUFFIX, DetectorTemplate

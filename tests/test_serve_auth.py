@@ -45,7 +45,7 @@ def test_the_remote_detector_sends_the_key_named_in_its_config(keyed_service, pr
     keyed = Protector.from_config({"detector": {**remote, "api_key_env": "PROTECTOR_TEST_KEY"}})
     assert [v.harm_score for v in keyed.check(pairs)] == protector.detector.score(pairs)
     unkeyed = Protector.from_config({"detector": remote, "on_error": "raise"})
-    with pytest.raises(ModelRuntimeError, match="answered 401: \"missing or wrong API key"):
+    with pytest.raises(ModelRuntimeError, match='answered 401: "missing or wrong API key'):
         unkeyed.check(pairs)
     monkeypatch.delenv("PROTECTOR_TEST_KEY")
     with pytest.raises(ConfigError, match="PROTECTOR_TEST_KEY, which is unset or empty"):

@@ -13,8 +13,7 @@ from protector_models.cli.options import AnswerKeyOption, QuestionKeyOption, che
 from protector_models.config import DEVICES
 from protector_models.data import read_labelled, read_preferences
 from protector_models.errors import ProtectorError
-from protector_models.training import DetectorTrainingArgs, train_detector
-from protector_models.training.detector import Mode, Precision
+from protector_models.training.args import DetectorTrainingArgs, Mode, Precision
 
 _DEFAULTS = DetectorTrainingArgs(output_dir="")
 
@@ -136,6 +135,8 @@ def train_detector_command(
             device=device,
             checkpoint_every=checkpoint_every,
         )
+        from protector_models.training.detector import train_detector  # torch: only once a run starts
+
         started = time.perf_counter()
         outcome = train_detector(examples, args, pairs, resume=resume)
     except (ProtectorError, OSError, ValueError) as error:

@@ -6,9 +6,9 @@ import json
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import cast
 
 import torch
 import yaml
@@ -16,13 +16,13 @@ from torch.nn.functional import binary_cross_entropy_with_logits as bce
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from protector_models.batching import packed_batches, pad_features
-from protector_models.bundled import MINILM_ID
 from protector_models.config import ModelSpec
 from protector_models.data import LabelledPair, PreferencePair
 from protector_models.detector import ClassifierDetector
 from protector_models.loading import load_sequence_classifier, resolve_adapter
 from protector_models.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
 from protector_models.pairs import Pair
+from protector_models.training.args import DetectorTrainingArgs as DetectorTrainingArgs  # re-exported
 from protector_models.training.checkpoints import (
     Progress,
     data_fingerprint,
@@ -36,61 +36,7 @@ from protector_models.training.common import portable_source, seed_everything, t
 from protector_models.training.splicing import spliced_examples, validation_spliced
 from protector_models.windows import PairEncoder
 
-Mode = Literal["lora", "head", "full"]
-Precision = Literal["float32", "bfloat16"]
 _HEAD_MODULES = ("classifier", "score", "pooler")
-
-
-@dataclass
-class DetectorTrainingArgs:
-    """Everything that decides a detector training run; saved beside the result."""
-
-    output_dir: str
-    base: str = MINILM_ID
-    mode: Mode = "lora"
-    epochs: int = 2
-    max_steps: int | None = None
-    """Stop after this many optimizer steps (the schedule decays over them), even mid-epoch."""
-    init_adapter: str | None = None
-    """Continue training this LoRA adapter (its rank and target modules are kept) instead of a fresh one."""
-    learning_rate: float = 5e-4
-    batch_size: int = 32
-    """Inputs per step: a long answer's windows count one each."""
-    forward_batch: int | None = None
-    """At most this many windows per forward pass: a step's batch is run in parts of whole examples and their
-    gradients summed, the same update with less memory. None: the whole batch at once."""
-    max_length: int = 512
-    window_tokens: int = 384
-    window_stride: int = 256
-    template: str = "auto"
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    """Dropout on LoRA inputs; 0 trains about 1.7x faster on CPU (drawing dropout masks dominates a LoRA step)."""
-    lora_targets: list[str] = field(
-        default_factory=lambda: ["query", "key", "value", "output.dense", "intermediate.dense"]
-    )
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    val_fraction: float = 0.1
-    ranking_weight: float = 1.0
-    """Weight of the pairwise ranking term (used when preference pairs are given)."""
-    patience: int = 2
-    """Stop after this many epochs without a better validation AUROC; the best epoch is the one saved."""
-    precision: Precision = "float32"
-    """``bfloat16`` runs forward passes under autocast (about 2x faster on CPUs with AMX); weights stay float32."""
-    source_balance: float = 0.5
-    """How evenly sources are sampled: 0 keeps their sizes' proportions, 1 samples every source equally often;
-    in between, a source of n rows is drawn in proportion to n ** (1 - source_balance)."""
-    question_dropout: float = 0.2
-    """Share of training rows shown without their question, so answer-only use (``model | guard``) is learnt."""
-    splice: float = 0.0
-    """Rows added, as a share of the training split: short answers inserted into long benign ones, labelled by
-    the inserted answer (see ``splicing``), so a harmful paragraph late in a long answer is learnt."""
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int | None = None
-    """Save a resumable checkpoint in ``output_dir/checkpoint`` every this many steps (see ``checkpoints``)."""
 
 
 @dataclass(frozen=True)
