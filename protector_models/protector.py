@@ -303,38 +303,51 @@ class Protector:
         if not pairs:
             return [], 0.0
         scorer = self._scorer()  # a model that cannot load is a configuration error, whatever on_error says
+        worded = _worded(pairs)
         started = time.perf_counter()
         try:
-            scores = _valid_scores(self._open(scorer).score(pairs), len(pairs))
+            scores = self._open(scorer).score([pairs[i] for i in worded]) if worded else []
+            return self._verdicts(_valid_scores(scores, len(worded)), worded, len(pairs), threshold, started)
         except Exception as error:
-            return self._unscored(error, len(pairs)), 0.0
-        return self._verdicts(scores, threshold, started)
+            return self._unscored(error, worded, len(pairs)), 0.0
 
     async def _acheck(self, pairs: list[Pair], threshold: float, batcher: MicroBatcher) -> tuple[list[Verdict], float]:
         if not pairs:
             return [], 0.0
+        worded = _worded(pairs)
         started = time.perf_counter()
         try:
-            scores = _valid_scores(await self._open(batcher).ascore(pairs), len(pairs))
+            scores = await self._open(batcher).ascore([pairs[i] for i in worded]) if worded else []
+            return self._verdicts(_valid_scores(scores, len(worded)), worded, len(pairs), threshold, started)
         except Exception as error:
-            return self._unscored(error, len(pairs)), 0.0
-        return self._verdicts(scores, threshold, started)
+            return self._unscored(error, worded, len(pairs)), 0.0
 
     @staticmethod
-    def _verdicts(scores: list[float], threshold: float, started: float) -> tuple[list[Verdict], float]:
-        detect_ms = (time.perf_counter() - started) * 1000 / len(scores)
-        return [Verdict(score, score >= threshold) for score in scores], detect_ms
+    def _verdicts(
+        scores: list[float], worded: list[int], count: int, threshold: float, started: float
+    ) -> tuple[list[Verdict], float]:
+        """The worded pairs' verdicts from their ``scores``; a blank answer passes at any threshold."""
+        detect_ms = (time.perf_counter() - started) * 1000 / count
+        verdicts = [Verdict(BLANK_ANSWER_SCORE, False)] * count
+        for index, score in zip(worded, scores, strict=True):
+            verdicts[index] = Verdict(score, score >= threshold)
+        return verdicts, detect_ms
 
-    def _unscored(self, error: Exception, count: int) -> list[Verdict]:
-        """The verdicts of pairs the detector failed on (``on_error`` pass or block), or the error to raise."""
+    def _unscored(self, error: Exception, worded: list[int], count: int) -> list[Verdict]:
+        """The verdicts when the detector failed on the worded pairs (``on_error`` pass or block; a blank answer
+        still passes), or the error to raise."""
         if isinstance(error, ProtectorError):
-            if isinstance(error, ModelRuntimeError) and self.on_error != "raise":
-                return self._unchecked(count, str(error))
-            raise error
-        message = f"detector failed: {type(error).__name__}: {error}"
-        if self.on_error == "raise":
-            raise ModelRuntimeError(message) from error
-        return self._unchecked(count, message)
+            if not (isinstance(error, ModelRuntimeError) and self.on_error != "raise"):
+                raise error
+            message = str(error)
+        else:
+            message = f"detector failed: {type(error).__name__}: {error}"
+            if self.on_error == "raise":
+                raise ModelRuntimeError(message) from error
+        verdicts = [Verdict(BLANK_ANSWER_SCORE, False)] * count
+        for index, verdict in zip(worded, self._unchecked(len(worded), message), strict=True):
+            verdicts[index] = verdict
+        return verdicts
 
     def _unchecked(self, count: int, error: str) -> list[Verdict]:
         """Verdicts for pairs the detector could not score: flagged under ``on_error="block"``."""
@@ -478,6 +491,16 @@ def _rewriter_factory(config: RewriterConfig, refusal_text: str) -> Callable[[],
     if isinstance(config, CausalLMRewriterConfig):
         return lambda: CausalLMRewriter.from_config(config)
     return lambda: RefusalRewriter(refusal_text)
+
+
+BLANK_ANSWER_SCORE = 0.0
+"""The score of an answer with no text (empty or whitespace): it says nothing, so it cannot be harmful. It is not
+sent to the detector (which was never trained on one) and passes at any threshold."""
+
+
+def _worded(pairs: Sequence[Pair]) -> list[int]:
+    """The positions of pairs whose answer has text: the ones the detector scores."""
+    return [index for index, pair in enumerate(pairs) if pair.answer.strip()]
 
 
 def _detector_from_config(config: AnyDetectorConfig) -> Detector:

@@ -106,17 +106,22 @@ def test_protect_and_check_on_any_text(detector, pairs):
 def test_a_broken_detector_never_passes_an_answer_unmarked(detector, pairs, fault, on_error):
     broken = FailingDetector(detector) if fault == "raises" else CorruptedDetector(detector, SCORE_FAULTS[fault])
     protector = Protector(broken, action="refuse", refusal_text=REFUSAL, on_error=on_error)
+    scored = any(answer.strip() for _, answer in pairs)  # a blank answer never reaches the detector
     try:
         results = protector.protect(pairs)
     except ModelRuntimeError:
         assert on_error == "raise"
+        assert scored
         return
-    assert on_error != "raise"
+    assert on_error != "raise" or not scored
     for (question, answer), result in zip(pairs, results, strict=True):
+        assert (result.question, result.original) == (question, answer)
+        if not answer.strip():
+            assert (result.checked, result.harm_score, result.output, result.action) == (True, 0.0, answer, "none")
+            continue
         assert not result.checked
         assert result.harm_score is None
         assert result.error
-        assert (result.question, result.original) == (question, answer)
         expected = (REFUSAL, "block", True) if on_error == "block" else (answer, "unchecked", False)
         assert (result.output, result.action, result.flagged) == expected
 

@@ -16,6 +16,7 @@ from protector_models import (
     ModelRuntimeError,
     Pair,
     Protector,
+    Verdict,
 )
 from protector_models.config import DEFAULT_REFUSAL
 from protector_models.data import LabelledPair
@@ -270,3 +271,23 @@ def test_evaluation_refuses_unscored_pairs():
 def test_a_path_given_as_the_detector_says_how_to_load_it(given: str, hint: str):
     with pytest.raises(ConfigError, match=re.escape(hint)):
         Protector(given)  # type: ignore[arg-type]
+
+
+def test_an_answer_with_no_text_passes_without_reaching_the_detector(detector_config: dict):
+    """Even at threshold 0, where every scored answer is flagged; the same through the micro-batcher."""
+    import asyncio
+
+    from detector_support import GatedDetector
+
+    for batching in (None, {"max_wait_ms": 1}):
+        protector = Protector.from_config({**detector_config, "batching": batching})
+        recorder = GatedDetector(protector.detector)
+        protector = Protector(detector=recorder, batching=protector.config.batching if batching else None)
+        pairs = [HARMFUL, ("what now?", ""), ("and?", "  \n\t")]
+        harmful, empty, blank = protector.protect(pairs, threshold=0.0)
+        assert harmful.flagged
+        for result, pair in ((empty, pairs[1]), (blank, pairs[2])):
+            assert (result.harm_score, result.flagged, result.action, result.output) == (0.0, False, "none", pair[1])
+        assert asyncio.run(protector.acheck(pairs[1:], threshold=0.0)) == [Verdict(0.0, False)] * 2
+        assert recorder.sizes == [1]  # only the worded answer was scored
+        protector.close()
