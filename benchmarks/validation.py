@@ -73,7 +73,7 @@ def main() -> None:
         # the rule with the spliced rows as one more source: whether long answers are read weighs in too
         labels += [e.harmful for e in spliced]
         checked += spliced_scores
-        sources += ["spliced"] * len(spliced)
+        sources += [e.source for e in spliced]
         best = source_balanced_threshold(labels, checked, sources)
         result["with_spliced"] = {
             "mean_over_sources": mean_figures(labels, checked, sources, protector.threshold)["mean"],

@@ -119,8 +119,13 @@ def source_figures(
         positives = sum(label for label, _ in rows)
         tp = sum(label and score >= threshold for label, score in rows)
         fp = sum(not label and score >= threshold for label, score in rows)
-        figures[source] = 2 * tp / (tp + fp + positives) if positives else 1 - fp / (len(rows) - positives)
+        figures[source] = _source_figure(tp, fp, positives, len(rows) - positives)
     return figures
+
+
+def _source_figure(tp: int, fp: int, positives: int, negatives: int) -> float:
+    """F1 for a source with harmful rows, 1 - false-alarm rate for one without."""
+    return 2 * tp / (tp + fp + positives) if positives else 1.0 - fp / negatives
 
 
 def source_balanced_threshold(labels: Sequence[bool], scores: Sequence[float], sources: Sequence[str]) -> float:
@@ -146,10 +151,7 @@ def source_balanced_threshold(labels: Sequence[bool], scores: Sequence[float], s
         counts[column[source]] += 1
         if index + 1 < len(ranked) and ranked[index + 1][0] == score:
             continue  # a threshold cannot split tied scores
-        value = sum(
-            2 * tp[i] / (tp[i] + fp[i] + positives[i]) if positives[i] else 1.0 - fp[i] / negatives[i]
-            for i in range(len(names))
-        ) / len(names)
+        value = sum(map(_source_figure, tp, fp, positives, negatives)) / len(names)
         if value > best_value:
             lower = ranked[index + 1][0] if index + 1 < len(ranked) else score
             best_value, best_threshold = value, (score + lower) / 2

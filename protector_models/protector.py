@@ -328,10 +328,7 @@ class Protector:
     ) -> tuple[list[Verdict], float]:
         """The worded pairs' verdicts from their ``scores``; a blank answer passes at any threshold."""
         detect_ms = (time.perf_counter() - started) * 1000 / count
-        verdicts = [Verdict(BLANK_ANSWER_SCORE, False)] * count
-        for index, score in zip(worded, scores, strict=True):
-            verdicts[index] = Verdict(score, score >= threshold)
-        return verdicts, detect_ms
+        return _with_blank_answers([Verdict(score, score >= threshold) for score in scores], worded, count), detect_ms
 
     def _unscored(self, error: Exception, worded: list[int], count: int) -> list[Verdict]:
         """The verdicts when the detector failed on the worded pairs (``on_error`` pass or block; a blank answer
@@ -344,10 +341,7 @@ class Protector:
             message = f"detector failed: {type(error).__name__}: {error}"
             if self.on_error == "raise":
                 raise ModelRuntimeError(message) from error
-        verdicts = [Verdict(BLANK_ANSWER_SCORE, False)] * count
-        for index, verdict in zip(worded, self._unchecked(len(worded), message), strict=True):
-            verdicts[index] = verdict
-        return verdicts
+        return _with_blank_answers(self._unchecked(len(worded), message), worded, count)
 
     def _unchecked(self, count: int, error: str) -> list[Verdict]:
         """Verdicts for pairs the detector could not score: flagged under ``on_error="block"``."""
@@ -501,6 +495,14 @@ sent to the detector (which was never trained on one) and passes at any threshol
 def _worded(pairs: Sequence[Pair]) -> list[int]:
     """The positions of pairs whose answer has text: the ones the detector scores."""
     return [index for index, pair in enumerate(pairs) if pair.answer.strip()]
+
+
+def _with_blank_answers(verdicts: list[Verdict], worded: list[int], count: int) -> list[Verdict]:
+    """All ``count`` verdicts: the worded pairs' at their positions, a pass for every blank answer."""
+    merged = [Verdict(BLANK_ANSWER_SCORE, False)] * count
+    for index, verdict in zip(worded, verdicts, strict=True):
+        merged[index] = verdict
+    return merged
 
 
 def _detector_from_config(config: AnyDetectorConfig) -> Detector:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,9 @@ def refuse_to_overwrite(output_dir: Path) -> None:
 
 def remove_checkpoint(output_dir: Path) -> None:
     """Delete the checkpoint once the finished model is saved (it is only for continuing)."""
-    _remove(output_dir / CHECKPOINT_DIR)
+    directory = output_dir / CHECKPOINT_DIR
+    if directory.is_dir():
+        shutil.rmtree(directory)
 
 
 def _check_same_run(saved: dict[str, Any], identity: dict[str, Any], directory: Path) -> None:
@@ -136,10 +139,3 @@ def _check_same_run(saved: dict[str, Any], identity: dict[str, Any], directory: 
         raise ProtectorError(
             f"the checkpoint in {directory} was saved with other settings ({details}): resume with the same ones"
         )
-
-
-def _remove(directory: Path) -> None:
-    if directory.is_dir():
-        for child in directory.iterdir():
-            child.unlink()
-        directory.rmdir()
