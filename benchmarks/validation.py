@@ -1,24 +1,28 @@
 """A detector on the validation split that `train-detector` carves from the same files (trains nothing).
 
-python benchmarks/validation.py TRAIN.jsonl [...] [--preset default | --config protector.yaml] [--seed 0]
+python benchmarks/validation.py TRAIN.jsonl [...] [--preset default | --config protector.yaml] [--seed N]
     [--spliced]
 
 The split is the training command's (10% of each source and label, seeded), so detectors trained on the same files
-are compared on rows none of them saw, by the rule that picks the threshold: the mean over sources of F1, or of
-1 - false-alarm rate for sources without harmful rows. Prints it at the detector's threshold and at the best one,
-the pooled AUROC, and each source's figures. `--spliced` also scores rows spliced from the validation rows
-alone (`train-detector --splice`, with another seed): whether harm late in a long answer is caught; and the rule
-again with those rows as one more source, so reading whole answers weighs in a comparison.
+with the same seed are compared on rows none of them saw. The seed and fraction default to those in the adapter's
+`training_args.json` (else 0 and 0.1): another seed's split holds rows the detector trained on. The figure is the
+rule that picks the threshold: the mean over sources of F1, or of 1 - false-alarm rate for sources without harmful
+rows. Prints it at the detector's threshold and at the best one, the pooled AUROC, and each source's figures.
+`--spliced` also scores rows spliced from the validation rows alone (`train-detector --splice`, with another
+seed): whether harm late in a long answer is caught; and the rule again with those rows as one more source, so
+reading whole answers weighs in a comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from protector_models import Protector
+from protector_models.config import ProtectorConfig
 from protector_models.data import LabelledPair, read_labelled
 from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold, source_figures
 from protector_models.training.detector import split_validation
@@ -40,17 +44,43 @@ def harm_scores(protector: Protector, examples: Sequence[LabelledPair]) -> list[
     return [float(score) for score in scores if score is not None]
 
 
+def trained_split(config: Path | None) -> dict:
+    """The ``val_fraction`` and ``seed`` the config's adapter was trained with (its ``training_args.json``), or
+    an empty dict when there is none to read (a preset, a hub adapter, a merged model)."""
+    if config is None:
+        return {}
+    adapter = getattr(getattr(ProtectorConfig.from_yaml(config).detector, "model", None), "adapter", None)
+    if adapter is None:
+        return {}
+    record = Path(adapter) / "training_args.json"  # a relative adapter is already resolved beside the config
+    if not record.is_file():
+        return {}
+    args = json.loads(record.read_text())
+    return {key: args[key] for key in ("val_fraction", "seed") if key in args}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, nargs="+")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--config", type=Path)
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, help="default: the training run's, else 0.1")
+    parser.add_argument("--seed", type=int, help="default: the training run's, else 0")
     parser.add_argument("--spliced", action="store_true", help="also score spliced validation rows")
     options = parser.parse_args()
+    trained = trained_split(options.config)
+    split = {"val_fraction": 0.1, "seed": 0, **trained}
+    for key in split:
+        if getattr(options, key) is not None:
+            if key in trained and getattr(options, key) != trained[key]:
+                print(
+                    f"warning: the detector was trained with {key} {trained[key]}; this split's rows "
+                    "include some it trained on",
+                    file=sys.stderr,
+                )
+            split[key] = getattr(options, key)
     examples = [pair for path in options.data for pair in read_labelled(path)]
-    _, validation = split_validation(examples, options.val_fraction, options.seed)
+    _, validation = split_validation(examples, split["val_fraction"], split["seed"])
     protector = Protector.from_yaml(options.config) if options.config else Protector.from_preset(options.preset)
     checked = harm_scores(protector, validation)
     labels, sources = [e.harmful for e in validation], [e.source for e in validation]
@@ -58,6 +88,7 @@ def main() -> None:
     at_config, at_best = (mean_figures(labels, checked, sources, t) for t in (protector.threshold, best))
     result = {
         "pairs": len(validation),
+        "split": split,
         "threshold": protector.threshold,
         "mean_over_sources": at_config["mean"],
         "best_threshold": round(best, 4),
