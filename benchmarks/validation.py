@@ -22,8 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from protector_models import Protector
+from protector_models.bundled import BUNDLED
 from protector_models.config import ProtectorConfig
 from protector_models.data import LabelledPair, read_labelled
+from protector_models.errors import ProtectorError
 from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold, source_figures
 from protector_models.training.detector import split_validation
 from protector_models.training.splicing import validation_spliced
@@ -44,15 +46,14 @@ def harm_scores(protector: Protector, examples: Sequence[LabelledPair]) -> list[
     return [float(score) for score in scores if score is not None]
 
 
-def trained_split(config: Path | None) -> dict:
+def trained_split(config: ProtectorConfig) -> dict:
     """The ``val_fraction`` and ``seed`` the config's adapter was trained with (its ``training_args.json``), or
-    an empty dict when there is none to read (a preset, a hub adapter, a merged model)."""
-    if config is None:
-        return {}
-    adapter = getattr(getattr(ProtectorConfig.from_yaml(config).detector, "model", None), "adapter", None)
+    an empty dict when there is none to read (a hub adapter, a merged model)."""
+    adapter = getattr(getattr(config.detector, "model", None), "adapter", None)
     if adapter is None:
         return {}
-    record = Path(adapter) / "training_args.json"  # a relative adapter is already resolved beside the config
+    folder = BUNDLED[adapter].path() if adapter in BUNDLED else Path(adapter)  # relative: resolved at load
+    record = folder / "training_args.json"
     if not record.is_file():
         return {}
     args = json.loads(record.read_text())
@@ -68,7 +69,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="default: the training run's, else 0")
     parser.add_argument("--spliced", action="store_true", help="also score spliced validation rows")
     options = parser.parse_args()
-    trained = trained_split(options.config)
+    if options.config:
+        config = ProtectorConfig.from_yaml(options.config)
+    else:
+        config = ProtectorConfig.from_preset(options.preset)
+    trained = trained_split(config)
     split = {"val_fraction": 0.1, "seed": 0, **trained}
     for key in split:
         if getattr(options, key) is not None:
@@ -81,7 +86,7 @@ def main() -> None:
             split[key] = getattr(options, key)
     examples = [pair for path in options.data for pair in read_labelled(path)]
     _, validation = split_validation(examples, split["val_fraction"], split["seed"])
-    protector = Protector.from_yaml(options.config) if options.config else Protector.from_preset(options.preset)
+    protector = Protector.from_config(config)
     checked = harm_scores(protector, validation)
     labels, sources = [e.harmful for e in validation], [e.source for e in validation]
     best = source_balanced_threshold(labels, checked, sources)
@@ -115,4 +120,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ProtectorError as error:  # bad data, config or model files: the message says what and where
+        sys.exit(f"error: {error}")

@@ -4,7 +4,7 @@ One file serves every framework::
 
     protector:          # the core schema (docs/configuration.md); Protector.from_yaml reads this section
       preset: default
-      # threshold: 0.6289   # the preset's; set it to override
+      # threshold: 0.7096   # the preset's; set it to override
     langchain:          # optional: this adapter's keys (LangChainSettings)
       answer_key: answer
 """

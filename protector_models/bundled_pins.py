@@ -19,7 +19,8 @@ MINILM: dict[str, str] = {
 }
 
 MINILM_DETECTOR: dict[str, str] = {
-    "README.md": "2b24a3e34cecfd8557b05b5b3f315f8b5badd1ee01755c8e78d71e38522a40ab",
-    "adapter_config.json": "471b02e2832130298bd7839bafe88337691c5ec7359595721e8b54ba18d28497",
-    "adapter_model.safetensors": "b66c011c41eb71b78c231da19cce00e61b8db32c58cbb34bcebc04266c3b134f",
+    "README.md": "36f5b44a2bbd473562833e672bec4dfcee8f780d1d5952c1362b0de518ecf49f",
+    "adapter_config.json": "044c24e65abc59c1cf9711e8b1979f69e5ebb08e6c9213df4e380b21786802d5",
+    "adapter_model.safetensors": "dbb21fb1fac567c04b2745f4a1f481f0eec83ec457172771d8d7a7cd4317c8ef",
+    "training_args.json": "d9261fd02345a5e06182a035ee742072051039e3cd3796c89f984ae4e49d7cbd",
 }

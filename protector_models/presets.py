@@ -8,7 +8,7 @@ from typing import Any
 from protector_models.bundled import DEFAULT_DETECTOR_ID, MINILM_ID
 from protector_models.errors import ConfigError
 
-DEFAULT_THRESHOLD = 0.6289
+DEFAULT_THRESHOLD = 0.7096
 """The default detector's threshold: the best mean over sources of F1 (or 1 - false-alarm rate for benign-only
 sources) on its validation split, carved from the training data (never from dev); see docs/how-it-decides.md."""
 

@@ -349,7 +349,7 @@ def test_help_fits_80_columns_and_says_what_the_defaults_are():
     assert "stops the run before any model loads" in raw  # paragraphs rewrapped, no stray line breaks
     scan_help = " ".join(raw.split())
     assert "--threshold <float> Flag answers whose harm score (0 to 1) is at or above this." in scan_help
-    assert "Default: the config's or preset's (0.6289 for `default`)" in scan_help
+    assert "Default: the config's or preset's (0.7096 for `default`)" in scan_help
     assert "--batch-size <int range> Inputs (answer windows) per detector forward pass." in scan_help
 
 

@@ -9,6 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from protector_models.config import ProtectorConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,10 +24,10 @@ def validation() -> ModuleType:
     return module
 
 
-def write_config(folder: Path, adapter: str) -> Path:
+def write_config(folder: Path, adapter: str) -> ProtectorConfig:
     config = folder / "protector.yaml"
     config.write_text(f"detector:\n  model:\n    source: some/base\n    adapter: {adapter}\nthreshold: 0.5\n")
-    return config
+    return ProtectorConfig.from_yaml(config)
 
 
 def test_the_split_is_the_training_runs(validation: ModuleType, tmp_path: Path) -> None:
@@ -43,4 +45,8 @@ def test_an_adapter_beside_the_config_is_found(validation: ModuleType, tmp_path:
 
 def test_no_training_record_means_the_defaults(validation: ModuleType, tmp_path: Path) -> None:
     assert validation.trained_split(write_config(tmp_path, "someone/hub-adapter")) == {}
-    assert validation.trained_split(None) == {}
+
+
+def test_the_default_detector_names_its_own_split(validation: ModuleType) -> None:
+    """The shipped default was trained with seed 1: measuring it on seed 0's split would count rows it saw."""
+    assert validation.trained_split(ProtectorConfig.from_preset("default")) == {"seed": 1, "val_fraction": 0.1}
