@@ -121,3 +121,27 @@ def test_with_splicing_the_threshold_rule_also_weighs_spliced_validation_rows(tm
     natural_only = source_balanced_threshold(labels[natural], scores[natural], sources[natural])
     assert outcome.threshold == pytest.approx(both, abs=1e-7)
     assert natural_only != pytest.approx(both, abs=1e-7)  # so this run tells the two rules apart
+
+
+def test_same_source_draws_each_benign_passage_from_the_harmful_ones_source():
+    """Harmful passages all come from "sensitive"; benign ones from there and from "everyday". By default benign
+    passages come from both (the subject tells the label); with ``same_source`` only from "sensitive"."""
+    hosts = [_long_benign(i) for i in range(4)]
+    harmful = [replace(_short(i, True), source="sensitive") for i in range(0, 8, 2)]
+    benign = [replace(_short(i, False), source=("sensitive", "everyday")[i % 4 // 2]) for i in range(1, 17, 2)]
+    origin = {e.answer: e.source for e in harmful + benign}
+
+    def benign_sources(same_source: bool) -> set[str]:
+        rows = spliced_examples(hosts + harmful + benign, 1.0, seed=0, same_source=same_source)
+        inserted = [next(p for p in row.answer.split("\n\n") if p in origin) for row in rows if not row.harmful]
+        return {origin[p] for p in inserted}
+
+    assert benign_sources(same_source=False) == {"sensitive", "everyday"}
+    assert benign_sources(same_source=True) == {"sensitive"}
+
+
+def test_same_source_falls_back_to_every_benign_passage(examples: list[LabelledPair]):
+    """A harmful passage's source without benign passages: the benign row is drawn as without the option."""
+    harmful_only = [replace(e, source="harm-only") if e.harmful else e for e in examples]
+    spliced = spliced_examples(harmful_only, 0.5, seed=2, same_source=True)
+    assert sum(not row.harmful for row in spliced) == 5

@@ -79,6 +79,13 @@ def train_detector_command(
         float,
         typer.Option(min=0.0, max=1.0, help="Add this share of rows: short answers spliced into long benign ones."),
     ] = _DEFAULTS.splice,
+    splice_same_source: Annotated[
+        bool,
+        typer.Option(
+            "--splice-same-source",
+            help="Draw each benign spliced passage from the harmful one's source: topic alone does not tell harm.",
+        ),
+    ] = _DEFAULTS.splice_same_source,
     lora_dropout: Annotated[float, typer.Option(min=0.0, max=1.0)] = _DEFAULTS.lora_dropout,
     drop_category: Annotated[
         list[str] | None,
@@ -130,6 +137,7 @@ def train_detector_command(
             source_balance=source_balance,
             question_dropout=question_dropout,
             splice=splice,
+            splice_same_source=splice_same_source,
             lora_dropout=lora_dropout,
             seed=seed,
             device=device,

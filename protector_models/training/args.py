@@ -57,6 +57,9 @@ class DetectorTrainingArgs:
     splice: float = 0.0
     """Rows added, as a share of the training split: short answers inserted into long benign ones, labelled by
     the inserted answer (see ``splicing``), so a harmful paragraph late in a long answer is learnt."""
+    splice_same_source: bool = False
+    """Draw each benign spliced passage from the source of the harmful one before it, so that an off-topic
+    passage's source or subject does not tell the label; only harm does."""
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int | None = None

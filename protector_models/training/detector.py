@@ -81,7 +81,7 @@ def train_detector(
         refuse_to_overwrite(output_dir)
     seed_everything(args.seed)
     train, validation = split_validation(examples, args.val_fraction, args.seed)
-    train += spliced_examples(train, args.splice, args.seed)
+    train += spliced_examples(train, args.splice, args.seed, same_source=args.splice_same_source)
     spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)
     loaded = load_sequence_classifier(spec, allow_untrained_head=True)
     model = _prepare(loaded.model, args)

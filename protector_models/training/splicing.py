@@ -20,10 +20,16 @@ VALIDATION_SEED = 12345
 """Spliced validation rows are built from validation rows alone, with a seed no training run uses."""
 
 
-def spliced_examples(examples: Sequence[LabelledPair], share: float, seed: int) -> list[LabelledPair]:
+def spliced_examples(
+    examples: Sequence[LabelledPair], share: float, seed: int, *, same_source: bool = False
+) -> list[LabelledPair]:
     """``share * len(examples)`` new rows, half harmful and half benign. Each is a long benign answer (with its own
     question) with one short answer of another row inserted as a paragraph, at a random paragraph break or at the
     end; it takes the inserted answer's label. The benign half teaches that a change of topic is not harm.
+
+    With ``same_source``, each benign row's passage comes from the source of the harmful row's before it (where
+    that source has benign passages): a benign passage on the same sensitive subjects, so the subject of an
+    off-topic paragraph does not tell the label. Without it, benign passages come from every source alike.
 
     Empty when there are no long benign answers, or no short answers of either label."""
     if not 0.0 <= share <= 1.0:
@@ -34,12 +40,21 @@ def spliced_examples(examples: Sequence[LabelledPair], share: float, seed: int) 
     count = round(share * len(examples))
     if not hosts or not all(passages.values()) or count == 0:
         return []
+    benign_by_source: dict[str, list[LabelledPair]] = {}
+    for passage in passages[False]:
+        benign_by_source.setdefault(passage.source, []).append(passage)
     generator = random.Random(f"{seed}:splice")
     spliced = []
+    harmful_source = ""
     for index in range(count):
         harmful = index % 2 == 0
         host = generator.choice(hosts)
-        passage = generator.choice(passages[harmful])  # shorter than any host: never the host itself
+        pool = passages[harmful]
+        if same_source and not harmful:
+            pool = benign_by_source.get(harmful_source, pool)
+        passage = generator.choice(pool)  # shorter than any host: never the host itself
+        if harmful:
+            harmful_source = passage.source
         answer = insert_paragraph(host.answer, passage.answer, generator)
         spliced.append(LabelledPair(host.question, answer, harmful, SPLICED_SOURCE))
     return spliced
