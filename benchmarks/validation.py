@@ -47,12 +47,13 @@ def harm_scores(protector: Protector, examples: Sequence[LabelledPair]) -> list[
 
 
 def trained_split(config: ProtectorConfig) -> dict:
-    """The ``val_fraction`` and ``seed`` the config's adapter was trained with (its ``training_args.json``), or
-    an empty dict when there is none to read (a hub adapter, a merged model)."""
-    adapter = getattr(getattr(config.detector, "model", None), "adapter", None)
-    if adapter is None:
+    """The ``val_fraction`` and ``seed`` the detector was trained with: the ``training_args.json`` that
+    ``train-detector`` saves beside its adapter, or its whole model; empty when there is none (a hub model)."""
+    model = getattr(config.detector, "model", None)
+    if model is None:
         return {}
-    folder = BUNDLED[adapter].path() if adapter in BUNDLED else Path(adapter)  # relative: resolved at load
+    name = model.adapter or model.source
+    folder = BUNDLED[name].path() if name in BUNDLED else Path(name)  # a relative one is resolved at load
     record = folder / "training_args.json"
     if not record.is_file():
         return {}
@@ -74,16 +75,11 @@ def main() -> None:
     else:
         config = ProtectorConfig.from_preset(options.preset)
     trained = trained_split(config)
-    split = {"val_fraction": 0.1, "seed": 0, **trained}
-    for key in split:
-        if getattr(options, key) is not None:
-            if key in trained and getattr(options, key) != trained[key]:
-                print(
-                    f"warning: the detector was trained with {key} {trained[key]}; this split's rows "
-                    "include some it trained on",
-                    file=sys.stderr,
-                )
-            split[key] = getattr(options, key)
+    asked = {key: getattr(options, key) for key in ("val_fraction", "seed") if getattr(options, key) is not None}
+    for key in sorted(asked.keys() & trained.keys()):
+        if asked[key] != trained[key]:
+            print(f"warning: trained with {key} {trained[key]}: this split holds rows it trained on", file=sys.stderr)
+    split = {"val_fraction": 0.1, "seed": 0, **trained, **asked}
     examples = [pair for path in options.data for pair in read_labelled(path)]
     _, validation = split_validation(examples, split["val_fraction"], split["seed"])
     protector = Protector.from_config(config)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from protector_models.config import ProtectorConfig
+from protector_models.testing import save_tiny_classifier, toy_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,3 +53,36 @@ def test_no_training_record_means_the_defaults(validation: ModuleType, tmp_path:
 def test_the_default_detector_names_its_own_split(validation: ModuleType) -> None:
     """The shipped default was trained with seed 1: measuring it on seed 0's split would count rows it saw."""
     assert validation.trained_split(ProtectorConfig.from_preset("default")) == {"seed": 1, "val_fraction": 0.1}
+
+
+def test_a_whole_trained_model_names_its_split(validation: ModuleType, tmp_path: Path) -> None:
+    """`--mode full` and `--mode head` save a whole model, with training_args.json beside it."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "training_args.json").write_text(json.dumps({"seed": 4, "val_fraction": 0.3}))
+    config = ProtectorConfig.from_dict({"detector": {"model": {"source": str(tmp_path / "model")}}})
+    assert validation.trained_split(config) == {"seed": 4, "val_fraction": 0.3}
+
+
+def test_the_benchmark_splits_as_its_detector_was_trained(tmp_path: Path) -> None:
+    """End to end on a tiny model: the training run's split by default, and a warning when told another."""
+    model = save_tiny_classifier(tmp_path / "model")
+    (model / "training_args.json").write_text(json.dumps({"seed": 5, "val_fraction": 0.5}))
+    data = tmp_path / "data.jsonl"
+    rows = [
+        {"question": e.question, "answer": e.answer, "harmful": e.harmful, "source": e.source} for e in toy_examples(40)
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = tmp_path / "protector.yaml"
+    config.write_text(f"detector:\n  model:\n    source: {model}\n")
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, str(ROOT / "benchmarks" / "validation.py"), str(data), "--config", str(config)]
+        return subprocess.run([*command, *extra], capture_output=True, text=True, check=True)
+
+    trained = run()
+    assert json.loads(trained.stdout)["split"] == {"val_fraction": 0.5, "seed": 5}
+    assert json.loads(trained.stdout)["pairs"] == 20
+    assert "warning" not in trained.stderr
+    other = run("--seed", "6")
+    assert json.loads(other.stdout)["split"] == {"val_fraction": 0.5, "seed": 6}
+    assert "trained with seed 5: this split holds rows it trained on" in other.stderr
