@@ -5,12 +5,12 @@ python benchmarks/validation.py TRAIN.jsonl [...] [--preset default | --config p
 
 The split is the training command's (10% of each source and label, seeded), so detectors trained on the same files
 with the same seed are compared on rows none of them saw. The seed and fraction default to those in the adapter's
-`training_args.json` (else 0 and 0.1): another seed's split holds rows the detector trained on. The figure is the
-rule that picks the threshold: the mean over sources of F1, or of 1 - false-alarm rate for sources without harmful
-rows. Prints it at the detector's threshold and at the best one, the pooled AUROC, and each source's figures.
-`--spliced` also scores rows spliced from the validation rows alone (`train-detector --splice`, with another
-seed): whether harm late in a long answer is caught; and the rule again with those rows as one more source, so
-reading whole answers weighs in a comparison.
+`training_args.json`, else train-detector's defaults: another seed's split holds rows the detector trained on. The
+figure is the rule that picks the threshold: the mean over sources of F1, or of 1 - false-alarm rate for sources
+without harmful rows. Prints it at the detector's threshold and at the best one, the pooled AUROC, and each
+source's figures. `--spliced` also scores rows spliced from the validation rows alone (`train-detector --splice`,
+with another seed): whether harm late in a long answer is caught; and the rule again with those rows as one more
+source, so reading whole answers weighs in a comparison.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from protector_models.config import ProtectorConfig
 from protector_models.data import LabelledPair, read_labelled
 from protector_models.errors import ProtectorError
 from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold, source_figures
+from protector_models.training.args import DetectorTrainingArgs
 from protector_models.training.detector import split_validation
 from protector_models.training.splicing import validation_spliced
 
@@ -46,6 +47,10 @@ def harm_scores(protector: Protector, examples: Sequence[LabelledPair]) -> list[
     return [float(score) for score in scores if score is not None]
 
 
+SPLIT_KEYS = ("val_fraction", "seed")
+"""The training settings that decide the validation split."""
+
+
 def trained_split(config: ProtectorConfig) -> dict:
     """The ``val_fraction`` and ``seed`` the detector was trained with: the ``training_args.json`` that
     ``train-detector`` saves beside its adapter, or its whole model; empty when there is none (a hub model)."""
@@ -58,7 +63,7 @@ def trained_split(config: ProtectorConfig) -> dict:
     if not record.is_file():
         return {}
     args = json.loads(record.read_text())
-    return {key: args[key] for key in ("val_fraction", "seed") if key in args}
+    return {key: args[key] for key in SPLIT_KEYS if key in args}
 
 
 def main() -> None:
@@ -66,8 +71,8 @@ def main() -> None:
     parser.add_argument("data", type=Path, nargs="+")
     parser.add_argument("--preset", default="default")
     parser.add_argument("--config", type=Path)
-    parser.add_argument("--val-fraction", type=float, help="default: the training run's, else 0.1")
-    parser.add_argument("--seed", type=int, help="default: the training run's, else 0")
+    parser.add_argument("--val-fraction", type=float, help="default: the training run's, else train-detector's")
+    parser.add_argument("--seed", type=int, help="default: the training run's, else train-detector's")
     parser.add_argument("--spliced", action="store_true", help="also score spliced validation rows")
     options = parser.parse_args()
     if options.config:
@@ -75,11 +80,12 @@ def main() -> None:
     else:
         config = ProtectorConfig.from_preset(options.preset)
     trained = trained_split(config)
-    asked = {key: getattr(options, key) for key in ("val_fraction", "seed") if getattr(options, key) is not None}
+    asked = {key: getattr(options, key) for key in SPLIT_KEYS if getattr(options, key) is not None}
     for key in sorted(asked.keys() & trained.keys()):
         if asked[key] != trained[key]:
             print(f"warning: trained with {key} {trained[key]}: this split holds rows it trained on", file=sys.stderr)
-    split = {"val_fraction": 0.1, "seed": 0, **trained, **asked}
+    defaults = DetectorTrainingArgs(output_dir="")  # train-detector's own defaults
+    split = {**{key: getattr(defaults, key) for key in SPLIT_KEYS}, **trained, **asked}
     examples = [pair for path in options.data for pair in read_labelled(path)]
     _, validation = split_validation(examples, split["val_fraction"], split["seed"])
     protector = Protector.from_config(config)

@@ -25,7 +25,7 @@ def load_example() -> ModuleType:
 def test_quickstart_screens_the_harmful_document_and_the_harmful_answer(
     keyword_detector_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # the tiny detector reads at most 128 tokens: enough for the example.s whole echoed context
+    # the tiny detector reads at most 128 tokens: enough for the example's whole echoed context
     model = {"source": str(keyword_detector_dir), "max_length": 128}
     protector = Protector.from_config({"detector": {"model": model}})
     example = load_example()
