@@ -19,7 +19,7 @@ MINILM: dict[str, str] = {
 }
 
 MINILM_DETECTOR: dict[str, str] = {
-    "README.md": "5b5b68977fbf53180ee3e37900a7c504327ddfeab48834a39936491c0e8b42d7",
+    "README.md": "4e942faad2cfc5951e1eaa324a3ced506b98eecc7bdf374482bdf8c86f24c0af",
     "adapter_config.json": "044c24e65abc59c1cf9711e8b1979f69e5ebb08e6c9213df4e380b21786802d5",
     "adapter_model.safetensors": "dbb21fb1fac567c04b2745f4a1f481f0eec83ec457172771d8d7a7cd4317c8ef",
     "training_args.json": "d9261fd02345a5e06182a035ee742072051039e3cd3796c89f984ae4e49d7cbd",
