@@ -86,6 +86,14 @@ def train_detector_command(
             help="Draw each benign spliced passage from the harmful one's source: topic alone does not tell harm.",
         ),
     ] = _DEFAULTS.splice_same_source,
+    mismatch: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Add this share of rows: answers after an unrelated row's question."),
+    ] = _DEFAULTS.mismatch,
+    chat_turns: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Add this share of rows: generated benign short chat turns."),
+    ] = _DEFAULTS.chat_turns,
     lora_dropout: Annotated[float, typer.Option(min=0.0, max=1.0)] = _DEFAULTS.lora_dropout,
     drop_category: Annotated[
         list[str] | None,
@@ -138,6 +146,8 @@ def train_detector_command(
             question_dropout=question_dropout,
             splice=splice,
             splice_same_source=splice_same_source,
+            mismatch=mismatch,
+            chat_turns=chat_turns,
             lora_dropout=lora_dropout,
             seed=seed,
             device=device,
@@ -161,6 +171,8 @@ def train_detector_command(
     }
     if outcome.spliced_validation is not None:
         summary["spliced_validation"] = outcome.spliced_validation.as_dict()
+    if outcome.mismatched_validation is not None:
+        summary["mismatched_validation"] = outcome.mismatched_validation.as_dict()
     typer.echo(json.dumps(summary, indent=2))
     typer.echo(
         f"use it with: mllm-protector scan INPUT -o OUTPUT --config {outcome.output_dir / 'protector.yaml'}", err=True

@@ -60,6 +60,12 @@ class DetectorTrainingArgs:
     splice_same_source: bool = False
     """Draw each benign spliced passage from the source of the harmful one before it, so that an off-topic
     passage's source or subject does not tell the label; only harm does."""
+    mismatch: float = 0.0
+    """Rows added, as a share of the training split: answers after the question of an unrelated row, keeping the
+    answer's label (see ``mismatching``), so the answer is judged and not the question."""
+    chat_turns: float = 0.0
+    """Rows added, as a share of the training split: generated benign short chat turns (greetings, thanks, "Sure!",
+    clarifying questions), alone and after benign and harmful questions (see ``chat_turns``)."""
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int | None = None

@@ -23,6 +23,7 @@ from protector_models.loading import load_sequence_classifier, resolve_adapter
 from protector_models.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
 from protector_models.pairs import Pair
 from protector_models.training.args import DetectorTrainingArgs as DetectorTrainingArgs  # re-exported
+from protector_models.training.chat_turns import chat_turn_examples
 from protector_models.training.checkpoints import (
     Progress,
     data_fingerprint,
@@ -33,6 +34,7 @@ from protector_models.training.checkpoints import (
     save_checkpoint,
 )
 from protector_models.training.common import portable_source, seed_everything, training_progress
+from protector_models.training.mismatching import mismatched_examples, validation_mismatched
 from protector_models.training.splicing import spliced_examples, validation_spliced
 from protector_models.windows import PairEncoder
 
@@ -53,6 +55,8 @@ class TrainingOutcome:
     """Validation AUROC after each epoch that ran."""
     spliced_validation: BinaryMetrics | None = None
     """With ``splice``: the metrics on spliced validation rows, which the threshold rule also weighs."""
+    mismatched_validation: BinaryMetrics | None = None
+    """With ``mismatch``: the metrics on mismatched validation rows, which the threshold rule also weighs."""
 
 
 def ranking_loss(worse_logits: torch.Tensor, better_logits: torch.Tensor) -> torch.Tensor:
@@ -81,7 +85,11 @@ def train_detector(
         refuse_to_overwrite(output_dir)
     seed_everything(args.seed)
     train, validation = split_validation(examples, args.val_fraction, args.seed)
-    train += spliced_examples(train, args.splice, args.seed, same_source=args.splice_same_source)
+    train += [
+        *spliced_examples(train, args.splice, args.seed, same_source=args.splice_same_source),
+        *mismatched_examples(train, args.mismatch, args.seed),
+        *chat_turn_examples(train, args.chat_turns, args.seed),
+    ]
     spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)
     loaded = load_sequence_classifier(spec, allow_untrained_head=True)
     model = _prepare(loaded.model, args)
@@ -176,21 +184,33 @@ def train_detector(
         model.load_state_dict(run.best_state, strict=False)
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    # trained to read long answers: the threshold rule weighs that too, spliced validation rows as one more source
+    # trained to read long answers and to judge the answer: the threshold rule weighs both too, with rows spliced
+    # and mismatched from validation rows as one more source each
     spliced = validation_spliced(validation) if args.splice else []
-    spliced_labels, spliced_scores = [e.harmful for e in spliced], scorer.score([e.pair for e in spliced])
+    mismatched = validation_mismatched(validation) if args.mismatch else []
+    extra = spliced + mismatched
+    extra_labels, extra_scores = [e.harmful for e in extra], scorer.score([e.pair for e in extra])
     threshold = 0.5
     if validation:
         threshold = source_balanced_threshold(
-            val_labels + spliced_labels, run.val_scores + spliced_scores, val_sources + [e.source for e in spliced]
+            val_labels + extra_labels, run.val_scores + extra_scores, val_sources + [e.source for e in extra]
         )
     _save(model, loaded.tokenizer, args, output_dir, scorer.template, threshold)
     remove_checkpoint(output_dir)
     metrics = binary_metrics(val_labels, run.val_scores, threshold)
-    spliced_metrics = binary_metrics(spliced_labels, spliced_scores, threshold) if spliced else None
+    cut = len(spliced)
+    spliced_metrics = binary_metrics(extra_labels[:cut], extra_scores[:cut], threshold) if spliced else None
+    mismatched_metrics = binary_metrics(extra_labels[cut:], extra_scores[cut:], threshold) if mismatched else None
     best_epoch = run.best_epoch if run.best_state is not None else args.epochs
     return TrainingOutcome(
-        output_dir, threshold, metrics, run.losses, best_epoch, run.epoch_aurocs, spliced_validation=spliced_metrics
+        output_dir,
+        threshold,
+        metrics,
+        run.losses,
+        best_epoch,
+        run.epoch_aurocs,
+        spliced_validation=spliced_metrics,
+        mismatched_validation=mismatched_metrics,
     )
 
 
