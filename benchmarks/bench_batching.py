@@ -23,7 +23,7 @@ import torch
 from bench_detector import mixed_pairs
 
 from protector_models import Pair, Protector
-from protector_models.config import BatchingConfig
+from protector_models.config.schema import BatchingConfig
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from transformers import (
 )
 
 from protector_models import ClassifierDetector, Pair, Protector, ProtectorConfig
-from protector_models.bundled import minilm_dir
-from protector_models.devices import resolve_device, resolve_dtype
-from protector_models.quantization import quantize_int8
+from protector_models.models.bundled import minilm_dir
+from protector_models.models.devices import resolve_device, resolve_dtype
+from protector_models.models.quantization import quantize_int8
 
 WORDS = [
     "the",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from protector_models import ClassifierDetector, Protector, ProtectorError
 from protector_models.cli.evaluate import HEADER, metrics_row
-from protector_models.data import LabelledPair, read_labelled
-from protector_models.evaluation import evaluate
+from protector_models.data.labelled import LabelledPair, read_labelled
+from protector_models.evaluation.evaluate import evaluate
 
 LONG_TOKENS = 512
 

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from protector_models import Protector
-from protector_models.bundled import BUNDLED
-from protector_models.config import ProtectorConfig
-from protector_models.data import LabelledPair, read_labelled
+from protector_models.config.schema import ProtectorConfig
+from protector_models.data.labelled import LabelledPair, read_labelled
 from protector_models.errors import ProtectorError
-from protector_models.metrics import auroc, binary_metrics, source_balanced_threshold, source_figures
+from protector_models.evaluation.metrics import auroc, binary_metrics, source_balanced_threshold, source_figures
+from protector_models.models.bundled import BUNDLED
 from protector_models.training.args import DetectorTrainingArgs
 from protector_models.training.detector import split_validation
 from protector_models.training.splicing import validation_spliced

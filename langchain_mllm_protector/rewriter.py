@@ -9,7 +9,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from protector_models import ModelRuntimeError, Pair
-from protector_models.templates import detoxify_prompt
+from protector_models.models.templates import detoxify_prompt
 
 
 class ChatModelRewriter:

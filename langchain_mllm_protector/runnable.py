@@ -48,7 +48,7 @@ from protector_models import (
     Result,
     Rewriter,
 )
-from protector_models.config import Action, describe_validation_error
+from protector_models.config.schema import Action, describe_validation_error
 from protector_models.pairs import text_problem
 
 UNCHECKED_TAG = "mllm_protector:unchecked"

@@ -18,8 +18,8 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protector_models import ConfigError, ProtectorConfig
-from protector_models.config import validate_section
-from protector_models.config_yaml import dump_config_yaml, read_config_yaml
+from protector_models.config.schema import validate_section
+from protector_models.config.yaml_io import dump_config_yaml, read_config_yaml
 
 SECTION = "langchain"
 

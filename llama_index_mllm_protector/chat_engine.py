@@ -25,7 +25,7 @@ from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect,
 from llama_index_mllm_protector.messages import UserTurn, memory_of, replace_last_answer, user_turn
 from llama_index_mllm_protector.streams import areplay, replay
 from protector_models import ConfigError, HarmfulContentError, Pair, Protector, ProtectorConfig, Result
-from protector_models.config import Action, check_action, check_threshold
+from protector_models.config.schema import Action, check_action, check_threshold
 
 logger = logging.getLogger(__name__)
 _NOT_REPAIRED = (

@@ -7,7 +7,7 @@ from typing import Any
 
 from llama_index_mllm_protector.events import Target, dispatch_verdicts
 from protector_models import HarmfulContentError, Pair, Protector, Result
-from protector_models.config import Action
+from protector_models.config.schema import Action
 
 METADATA_KEY = "mllm_protector"
 """Where verdicts go in node and response metadata."""

@@ -16,7 +16,7 @@ from llama_index_mllm_protector.events import dispatch_verdicts
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.nodes import IMAGE_ONLY_NOTE, annotated, has_image, node_text
 from protector_models import ConfigError, InvalidInputError, Pair, Protector, ProtectorConfig, Result
-from protector_models.config import Action, check_threshold
+from protector_models.config.schema import Action, check_threshold
 
 NodeAction = Literal["drop", "redact", "annotate", "raise"]
 _NODE_ACTIONS = ("drop", "redact", "annotate", "raise")

@@ -27,7 +27,7 @@ from llama_index_mllm_protector.building import (
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.streams import acollect, areplay, replay
 from protector_models import ConfigError, Pair, Protector, ProtectorConfig, Result
-from protector_models.config import Action, check_action, check_threshold
+from protector_models.config.schema import Action, check_action, check_threshold
 
 
 class ProtectedQueryEngine(BaseQueryEngine):

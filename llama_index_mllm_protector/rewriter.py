@@ -9,7 +9,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.llms import LLM
 
 from protector_models import ConfigError, Pair
-from protector_models.templates import detoxify_prompt
+from protector_models.models.templates import detoxify_prompt
 
 RewriteMode = Literal["auto", "complete", "chat"]
 
@@ -18,7 +18,7 @@ class LlamaIndexRewriter:
     """Rewrites flagged answers with a LlamaIndex LLM: one call per answer, in input order.
 
     ``mode="auto"`` uses ``llm.chat`` for chat models (``llm.metadata.is_chat_model``) and ``llm.complete``
-    otherwise. The prompt is :func:`protector_models.templates.detoxify_prompt`, the one the paper's
+    otherwise. The prompt is :func:`protector_models.models.templates.detoxify_prompt`, the one the paper's
     detoxifier was trained on. The protector refuses instead when a rewrite comes back empty.
     """
 

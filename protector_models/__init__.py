@@ -7,8 +7,8 @@
 
 from typing import TYPE_CHECKING
 
-from protector_models.batcher import MicroBatcher
-from protector_models.config import (
+from protector_models.config.presets import PRESETS
+from protector_models.config.schema import (
     BatchingConfig,
     CausalLMRewriterConfig,
     DetectorConfig,
@@ -18,6 +18,7 @@ from protector_models.config import (
     RemoteDetectorConfig,
     load_config,
 )
+from protector_models.detox.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
 from protector_models.errors import (
     ConfigError,
     HarmfulContentError,
@@ -27,21 +28,20 @@ from protector_models.errors import (
     ProtectorError,
 )
 from protector_models.interfaces import Detector
+from protector_models.models.batcher import MicroBatcher
+from protector_models.models.remote import RemoteDetector
 from protector_models.pairs import Pair, as_pairs
-from protector_models.presets import PRESETS
 from protector_models.protector import Protector
-from protector_models.remote import RemoteDetector
 from protector_models.results import Result, Verdict
-from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
 
 if TYPE_CHECKING:
-    from protector_models.detector import ClassifierDetector
+    from protector_models.models.detector import ClassifierDetector
 
 
 def __getattr__(name: str) -> object:
     """``ClassifierDetector`` on first use: importing the package loads neither torch nor transformers."""
     if name == "ClassifierDetector":
-        from protector_models.detector import ClassifierDetector
+        from protector_models.models.detector import ClassifierDetector
 
         return ClassifierDetector
     raise AttributeError(f"module 'protector_models' has no attribute {name!r}")

@@ -12,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from protector_models.batcher import MicroBatcher
-from protector_models.config import (
+from protector_models.config.presets import DEFAULT_THRESHOLD, preset_dict
+from protector_models.config.schema import (
     DEFAULT_REFUSAL,
     Action,
     AnyDetectorConfig,
@@ -27,6 +27,7 @@ from protector_models.config import (
     check_threshold,
     load_config,
 )
+from protector_models.detox.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
 from protector_models.errors import (
     ConfigError,
     HarmfulContentError,
@@ -36,10 +37,9 @@ from protector_models.errors import (
     shown,
 )
 from protector_models.interfaces import Detector
+from protector_models.models.batcher import MicroBatcher
 from protector_models.pairs import Pair, PairLike, as_pairs, text_problem
-from protector_models.presets import DEFAULT_THRESHOLD, preset_dict
 from protector_models.results import Result, Verdict
-from protector_models.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
 
 _T = TypeVar("_T")
 _D = TypeVar("_D", bound=Detector)
@@ -54,7 +54,7 @@ class Protector:
     unchanged.
 
     With ``batching`` (a :class:`BatchingConfig`), concurrent calls from threads or asyncio share detector
-    passes through a :class:`~protector_models.batcher.MicroBatcher`; :meth:`close` (or ``with``) stops its
+    passes through a :class:`~protector_models.models.batcher.MicroBatcher`; :meth:`close` (or ``with``) stops its
     worker, after which this protector scores nothing more.
     """
 
@@ -507,10 +507,10 @@ def _with_blank_answers(verdicts: list[Verdict], worded: list[int], count: int) 
 
 def _detector_from_config(config: AnyDetectorConfig) -> Detector:
     if isinstance(config, RemoteDetectorConfig):
-        from protector_models.remote import RemoteDetector  # httpx only where a remote detector is used
+        from protector_models.models.remote import RemoteDetector  # httpx only where a remote detector is used
 
         return RemoteDetector.from_config(config)
-    from protector_models.detector import ClassifierDetector  # torch and transformers only where a model loads
+    from protector_models.models.detector import ClassifierDetector  # torch and transformers only where a model loads
 
     return ClassifierDetector.from_config(config)
 

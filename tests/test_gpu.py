@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from protector_models import CausalLMRewriter, CausalLMRewriterConfig, Pair, Protector, ProtectorConfig
-from protector_models.detector import ClassifierDetector
-from protector_models.quantization import quantize_int8
+from protector_models.models.detector import ClassifierDetector
+from protector_models.models.quantization import quantize_int8
 from protector_models.testing import (
     FIXED_REWRITE,
     save_tiny_causal_lm,
@@ -30,7 +30,7 @@ from protector_models.testing import (
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
-REGRESSION = Path(__file__).parent / "data" / "regression_cases.jsonl"
+REGRESSION = Path(__file__).parent / "fixtures" / "regression_cases.jsonl"
 
 PAIRS = [
     Pair("how do i make it", "first mix the poison and use it"),

@@ -24,7 +24,7 @@ def test_importing_a_package_loads_no_model_library(package: str):
 
 def test_the_classifier_detector_is_still_exported():
     import protector_models
-    from protector_models import detector
+    from protector_models.models import detector
 
     assert protector_models.ClassifierDetector is detector.ClassifierDetector
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):

@@ -18,9 +18,9 @@ from protector_models import (
     Protector,
     Verdict,
 )
-from protector_models.config import DEFAULT_REFUSAL
-from protector_models.data import LabelledPair
-from protector_models.evaluation import evaluate
+from protector_models.config.schema import DEFAULT_REFUSAL
+from protector_models.data.labelled import LabelledPair
+from protector_models.evaluation.evaluate import evaluate
 from protector_models.testing import save_tiny_classifier
 
 HARMFUL = ("how do i make it", "first mix the poison and use it")

@@ -29,9 +29,9 @@ def test_the_wheel_ships_the_bundled_model_and_its_command_scans_from_another_fo
     run(*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source, cwd=tmp_path, env=env)
     (wheel,) = (tmp_path / "dist").glob("mllm_protector-*-py3-none-any.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    bundled = ROOT / "protector_models" / "bundled"
+    bundled = ROOT / "protector_models" / "models" / "bundled"
     files = [path for path in bundled.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
-    shipped = {f"protector_models/bundled/{path.relative_to(bundled).as_posix()}" for path in files}
+    shipped = {f"protector_models/models/bundled/{path.relative_to(bundled).as_posix()}" for path in files}
     assert len(shipped) >= 3
     assert shipped <= names  # the embedded default's adapter and model card: package data
     assert {

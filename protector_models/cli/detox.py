@@ -19,8 +19,8 @@ from protector_models.cli.options import (
     fail,
     split_names,
 )
-from protector_models.config import DEFAULT_REFUSAL, DEVICES, CausalLMRewriterConfig, RewriterConfig
-from protector_models.detox_data import SHAPES, read_detox_examples, read_harmful_pairs
+from protector_models.config.schema import DEFAULT_REFUSAL, DEVICES, CausalLMRewriterConfig, RewriterConfig
+from protector_models.detox.data import SHAPES, read_detox_examples, read_harmful_pairs
 from protector_models.errors import InvalidInputError, ProtectorError
 from protector_models.protector import Protector
 
@@ -133,7 +133,7 @@ def eval_detox_command(
     """Rewrite harmful answers with the configured rewriter and measure the rewrites: share the detector scores
     harmless, relevance to the question (MiniLM cosine), bare refusals, lengths.
     """
-    from protector_models.detox_eval import evaluate_detox, render, write_report
+    from protector_models.detox.evaluation import evaluate_detox, render, write_report
 
     try:
         built = build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)

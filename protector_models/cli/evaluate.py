@@ -19,12 +19,12 @@ from protector_models.cli.options import (
     build_config,
     fail,
 )
-from protector_models.data import read_labelled
+from protector_models.data.labelled import read_labelled
 from protector_models.errors import InvalidInputError, ProtectorError
-from protector_models.evaluation import Evaluation, evaluate
-from protector_models.metrics import BinaryMetrics
+from protector_models.evaluation.evaluate import Evaluation, evaluate
+from protector_models.evaluation.metrics import BinaryMetrics
+from protector_models.evaluation.reporting import write_report
 from protector_models.protector import Protector
-from protector_models.reporting import write_report
 
 
 def evaluate_command(

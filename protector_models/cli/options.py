@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from protector_models.config import DEVICES, ProtectorConfig, check_device, check_threshold
+from protector_models.config.presets import DEFAULT_THRESHOLD, PRESETS
+from protector_models.config.schema import DEVICES, ProtectorConfig, check_device, check_threshold
 from protector_models.errors import ConfigError, shown
-from protector_models.presets import DEFAULT_THRESHOLD, PRESETS
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="YAML config (docs/configuration.md). Default: --preset default.")

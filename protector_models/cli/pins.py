@@ -10,7 +10,7 @@ import yaml
 
 from protector_models.cli.options import fail
 from protector_models.errors import ModelLoadError
-from protector_models.integrity import directory_pins
+from protector_models.models.integrity import directory_pins
 
 
 def pins_yaml(directory: Path) -> str:

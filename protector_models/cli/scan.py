@@ -23,10 +23,10 @@ from protector_models.cli.options import (
     build_config,
     fail,
 )
-from protector_models.data import open_input
+from protector_models.data.labelled import open_input
+from protector_models.data.records import ScanRecord, atomic_output, parse_records, result_line
 from protector_models.errors import HarmfulContentError, InvalidInputError, ModelRuntimeError, ProtectorError
 from protector_models.protector import Protector
-from protector_models.records import ScanRecord, atomic_output, parse_records, result_line
 
 CHUNK = 256  # records per protector call: large enough to batch well, small enough for a live progress bar
 EXIT_HARMFUL = 3  # action: raise and something was flagged

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from protector_models.cli.options import AnswerKeyOption, QuestionKeyOption, checked_device, fail, split_names
-from protector_models.config import DEVICES
-from protector_models.data import read_labelled, read_preferences
+from protector_models.config.schema import DEVICES
+from protector_models.data.labelled import read_labelled, read_preferences
 from protector_models.errors import ProtectorError
 from protector_models.training.args import DetectorTrainingArgs, Mode, Precision
 

@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from protector_models.api_keys import api_key_from_env
 from protector_models.errors import HarmfulContentError, ModelRuntimeError, ProtectorError, shown
+from protector_models.models.api_keys import api_key_from_env
 from protector_models.protector import Protector
 from protector_models.serving.auth import BearerAuth
 from protector_models.serving.limits import BodyLimit

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from protector_models.batcher import BatchStats
+from protector_models.models.batcher import BatchStats
 
 ENDPOINTS = frozenset({"/v1/check", "/v1/protect", "/healthz", "/metrics"})
 """Paths reported by name; any other is reported as ``other`` (labels stay few whatever clients send)."""

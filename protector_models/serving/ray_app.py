@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from protector_models.config import ProtectorConfig
+from protector_models.config.schema import ProtectorConfig
 from protector_models.serving.settings import RaySettings, ServeSettings, read_serve_settings, with_batching
 
 if TYPE_CHECKING:

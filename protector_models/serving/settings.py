@@ -19,8 +19,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protector_models.config import BatchingConfig, ProtectorConfig, validate_section
-from protector_models.config_yaml import read_config_yaml
+from protector_models.config.schema import BatchingConfig, ProtectorConfig, validate_section
+from protector_models.config.yaml_io import read_config_yaml
 from protector_models.errors import ConfigError
 
 SECTION = "serve"

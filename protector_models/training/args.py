@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from protector_models.bundled import MINILM_ID
+from protector_models.config.presets import MINILM_ID
 
 Mode = Literal["lora", "head", "full"]
 Precision = Literal["float32", "bfloat16"]

@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Sequence
 
-from protector_models.data import LabelledPair
+from protector_models.data.labelled import LabelledPair
 
 CHAT_TURNS_SOURCE = "chat_turns"
 """The ``source`` of every generated turn (source balancing treats them as one source)."""
@@ -48,10 +48,10 @@ WELCOMES = (
 )  # fmt: skip
 ACKNOWLEDGEMENTS = (
     "Sure", "OK", "Okay", "Ok", "Got it", "Alright", "All right", "Sounds good", "Will do", "Of course", "Certainly",
-    "No worries", "Understood", "Noted, thanks", "Fair enough", "Makes sense", "I see", "Right", "Cool", "Great", "Perfect",
-    "Gotcha", "Roger that", "Sure thing", "Okie", "Yup, got it", "Oh, I see", "Ah, okay", "Hmm, okay", "D'accord",
-    "Entendu", "Vale", "Claro", "Entendido", "Verstanden", "Alles klar", "Va bene", "Capito", "Certo", "Beleza",
-    "Prima", "Понял", "わかりました", "好的", "알겠습니다",
+    "No worries", "Understood", "Noted, thanks", "Fair enough", "Makes sense", "I see", "Right", "Cool", "Great",
+    "Perfect", "Gotcha", "Roger that", "Sure thing", "Okie", "Yup, got it", "Oh, I see", "Ah, okay", "Hmm, okay",
+    "D'accord", "Entendu", "Vale", "Claro", "Entendido", "Verstanden", "Alles klar", "Va bene", "Capito", "Certo",
+    "Beleza", "Prima", "Понял", "わかりました", "好的", "알겠습니다",
 )  # fmt: skip
 FOLLOW_UPS = (
     "What do you need help with?", "Let me know what you need.", "What would you like me to do?",

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from protector_models.data import LabelledPair, PreferencePair
+from protector_models.data.labelled import LabelledPair, PreferencePair
 from protector_models.errors import ProtectorError
 
 CHECKPOINT_DIR = "checkpoint"

@@ -15,12 +15,13 @@ import yaml
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from protector_models.batching import packed_batches, pad_features
-from protector_models.config import ModelSpec
-from protector_models.data import LabelledPair, PreferencePair
-from protector_models.detector import ClassifierDetector
-from protector_models.loading import load_sequence_classifier, resolve_adapter
-from protector_models.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
+from protector_models.config.schema import ModelSpec
+from protector_models.data.labelled import LabelledPair, PreferencePair
+from protector_models.evaluation.metrics import BinaryMetrics, auroc, binary_metrics, source_balanced_threshold
+from protector_models.models.batching import packed_batches, pad_features
+from protector_models.models.detector import ClassifierDetector
+from protector_models.models.loading import load_sequence_classifier, resolve_adapter
+from protector_models.models.windows import PairEncoder
 from protector_models.pairs import Pair
 from protector_models.training.args import DetectorTrainingArgs as DetectorTrainingArgs  # re-exported
 from protector_models.training.chat_turns import chat_turn_examples
@@ -36,7 +37,6 @@ from protector_models.training.checkpoints import (
 from protector_models.training.common import portable_source, seed_everything, training_progress
 from protector_models.training.mismatching import mismatched_examples, validation_mismatched
 from protector_models.training.splicing import spliced_examples, validation_spliced
-from protector_models.windows import PairEncoder
 
 _HEAD_MODULES = ("classifier", "score", "pooler")
 

@@ -1,7 +1,7 @@
 """Training a detoxifier: a causal LM taught, with an autoregressive loss on the target's tokens only, to rewrite a
 harmful answer into a harmless one that still answers the question (the paper's second model).
 
-The prompt is the one the rewriter uses at inference (:func:`~protector_models.templates.detoxify_prompts`, cut
+The prompt is the one the rewriter uses at inference (:func:`~protector_models.models.templates.detoxify_prompts`, cut
 to the same token budget); the target follows it with EOS appended, and only the target and EOS carry loss.
 """
 
@@ -22,11 +22,11 @@ import torch
 import yaml
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from protector_models.batching import pad_features, shuffled_length_batches
-from protector_models.config import DEFAULT_REFUSAL, ModelSpec
-from protector_models.detox_data import DetoxExample
-from protector_models.loading import load_causal_lm
-from protector_models.templates import detoxify_prompts
+from protector_models.config.schema import DEFAULT_REFUSAL, ModelSpec
+from protector_models.detox.data import DetoxExample
+from protector_models.models.batching import pad_features, shuffled_length_batches
+from protector_models.models.loading import load_causal_lm
+from protector_models.models.templates import detoxify_prompts
 from protector_models.training.common import portable_source, seed_everything, training_progress
 
 DetoxMode = Literal["lora", "full"]
@@ -93,7 +93,7 @@ def encode_detox_examples(
 ) -> dict[str, list[list[int]]]:
     """``input_ids``, ``attention_mask`` and ``labels`` per example: prompt, then target + EOS.
 
-    The prompt is built and tokenized exactly as :class:`~protector_models.rewriters.CausalLMRewriter` does with
+    The prompt is built and tokenized exactly as :class:`~protector_models.detox.rewriters.CausalLMRewriter` does with
     ``max_length`` and ``max_new_tokens = max_target_tokens``; its labels are :data:`IGNORE`. The target is cut
     to ``max_target_tokens - 1`` tokens so EOS always fits, and its labels equal its ids.
     """

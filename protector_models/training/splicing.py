@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from protector_models.data import LabelledPair
+from protector_models.data.labelled import LabelledPair
 
 SPLICED_SOURCE = "spliced"
 """The ``source`` of every spliced row (source balancing treats them as one source)."""

@@ -9,7 +9,7 @@ from lc_support import HARMFUL, QUESTION, RunRecorder
 
 from langchain_mllm_protector import ChatModelRewriter, MLLMProtector
 from protector_models import Pair, Protector
-from protector_models.templates import detoxify_prompt
+from protector_models.models.templates import detoxify_prompt
 
 REWRITE = "here is some bread"
 

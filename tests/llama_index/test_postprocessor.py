@@ -12,7 +12,7 @@ from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, Quer
 
 from llama_index_mllm_protector import MLLMProtectorPostprocessor
 from protector_models import ConfigError, HarmfulContentError, InvalidInputError, Pair, Protector
-from protector_models.templates import detoxify_prompt
+from protector_models.models.templates import detoxify_prompt
 
 KEY = "mllm_protector"
 

@@ -11,7 +11,7 @@ from llama_index.core.llms import MockLLM
 
 from llama_index_mllm_protector import MLLMProtectorPostprocessor, ProtectedQueryEngine
 from protector_models import ConfigError, HarmfulContentError, Pair, Protector
-from protector_models.templates import detoxify_prompt
+from protector_models.models.templates import detoxify_prompt
 
 KEY = "mllm_protector"
 BENIGN_ANSWER = "  here is some cake and bread, with music \n"

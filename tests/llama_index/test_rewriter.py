@@ -7,7 +7,7 @@ from li_support import HARMFUL, QUESTION, ScriptedLLM
 
 from llama_index_mllm_protector import LlamaIndexRewriter, build_protector
 from protector_models import ConfigError, Pair, Protector
-from protector_models.templates import detoxify_prompt
+from protector_models.models.templates import detoxify_prompt
 
 
 @pytest.mark.parametrize("chat_model", [False, True])

@@ -1,0 +1,1 @@
+"""Configuration: the pydantic schema, strict YAML reading and writing, and the named presets."""

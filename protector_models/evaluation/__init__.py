@@ -1,0 +1,1 @@
+"""Measuring a detector: metrics and the threshold rule, evaluation runs on labelled pairs, and their reports."""
