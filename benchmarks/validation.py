@@ -1,7 +1,7 @@
 """A detector on the validation split that `train-detector` carves from the same files (trains nothing).
 
 python benchmarks/validation.py TRAIN.jsonl [...] [--preset default | --config protector.yaml] [--seed N]
-    [--spliced]
+    [--spliced] [--mismatched]
 
 The split is the training command's (10% of each source and label, seeded), so detectors trained on the same files
 with the same seed are compared on rows none of them saw. The seed and fraction default to those in the adapter's
@@ -10,7 +10,9 @@ figure is the rule that picks the threshold: the mean over sources of F1, or of 
 without harmful rows. Prints it at the detector's threshold and at the best one, the pooled AUROC, and each
 source's figures. `--spliced` also scores rows spliced from the validation rows alone (`train-detector --splice`,
 with another seed): whether harm late in a long answer is caught; and the rule again with those rows as one more
-source, so reading whole answers weighs in a comparison.
+source, so reading whole answers weighs in a comparison. `--mismatched` does the same with rows mismatched from the
+validation rows alone (`train-detector --mismatch`): answers under another row's question, keeping their label, so
+judging the answer rather than the question weighs in.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from protector_models.evaluation.metrics import auroc, binary_metrics, source_ba
 from protector_models.models.bundled import BUNDLED
 from protector_models.training.args import DetectorTrainingArgs
 from protector_models.training.detector import split_validation
+from protector_models.training.mismatching import validation_mismatched
 from protector_models.training.splicing import validation_spliced
 
 
@@ -74,6 +77,7 @@ def main() -> None:
     parser.add_argument("--val-fraction", type=float, help="default: the training run's, else train-detector's")
     parser.add_argument("--seed", type=int, help="default: the training run's, else train-detector's")
     parser.add_argument("--spliced", action="store_true", help="also score spliced validation rows")
+    parser.add_argument("--mismatched", action="store_true", help="also score mismatched validation rows")
     options = parser.parse_args()
     if options.config:
         config = ProtectorConfig.from_yaml(options.config)
@@ -103,17 +107,23 @@ def main() -> None:
         "auroc": round(100 * (auroc(labels, checked) or 0.0), 2),
         "per_source": at_config["per_source"],
     }
-    spliced = validation_spliced(validation) if options.spliced else []
-    if spliced:
-        spliced_scores = harm_scores(protector, spliced)
-        metrics = binary_metrics([e.harmful for e in spliced], spliced_scores, protector.threshold)
-        result["spliced"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.as_dict().items()}
-        # the rule with the spliced rows as one more source: whether long answers are read weighs in too
-        labels += [e.harmful for e in spliced]
-        checked += spliced_scores
-        sources += [e.source for e in spliced]
+    extras = {
+        "spliced": validation_spliced(validation) if options.spliced else [],
+        "mismatched": validation_mismatched(validation) if options.mismatched else [],
+    }
+    for name, rows in extras.items():
+        if not rows:
+            continue
+        scores = harm_scores(protector, rows)
+        metrics = binary_metrics([e.harmful for e in rows], scores, protector.threshold)
+        result[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.as_dict().items()}
+        # the rule with these rows as one more source, as train-detector weighs them
+        labels += [e.harmful for e in rows]
+        checked += scores
+        sources += [e.source for e in rows]
+    if any(extras.values()):
         best = source_balanced_threshold(labels, checked, sources)
-        result["with_spliced"] = {
+        result["with_" + "_and_".join(name for name, rows in extras.items() if rows)] = {
             "mean_over_sources": mean_figures(labels, checked, sources, protector.threshold)["mean"],
             "best_threshold": round(best, 4),
             "mean_over_sources_at_best": mean_figures(labels, checked, sources, best)["mean"],

@@ -86,3 +86,26 @@ def test_the_benchmark_splits_as_its_detector_was_trained(tmp_path: Path) -> Non
     other = run("--seed", "6")
     assert json.loads(other.stdout)["split"] == {"val_fraction": 0.5, "seed": 6}
     assert "trained with seed 5: this split holds rows it trained on" in other.stderr
+
+
+def test_mismatched_rows_are_scored_and_weighed_as_one_more_source(tmp_path: Path) -> None:
+    """`--mismatched`: rows built from the validation rows alone, as `train-detector --mismatch` weighs them."""
+    from protector_models.data.labelled import LabelledPair
+    from protector_models.training.detector import split_validation
+    from protector_models.training.mismatching import validation_mismatched
+
+    model = save_tiny_classifier(tmp_path / "model")
+    long_harmful = [LabelledPair(f"bad question {i}", "mix the poison " * 12, True, "long") for i in range(10)]
+    examples = toy_examples(40) + long_harmful
+    data = tmp_path / "data.jsonl"
+    rows = [{"question": e.question, "answer": e.answer, "harmful": e.harmful, "source": e.source} for e in examples]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = tmp_path / "protector.yaml"
+    config.write_text(f"detector:\n  model:\n    source: {model}\n")
+    command = [sys.executable, str(ROOT / "benchmarks" / "validation.py"), str(data), "--config", str(config)]
+    result = json.loads(subprocess.run([*command, "--mismatched"], capture_output=True, text=True, check=True).stdout)
+    _, held_out = split_validation(examples, 0.1, 0)
+    expected = validation_mismatched(held_out)
+    assert result["mismatched"]["n"] == len(expected) > 0
+    assert set(result["with_mismatched"]) == {"mean_over_sources", "best_threshold", "mean_over_sources_at_best"}
+    assert "spliced" not in result
