@@ -2,8 +2,9 @@
 
 Every answer is read whole. An answer that fits in one input is one window; a longer one is cut into windows of
 ``answer_tokens`` tokens that start every ``stride`` tokens (the last one ends at the answer's end), each with
-the end of the question in front. A detector's score for the pair is the maximum over its windows, so a harmful
-passage anywhere is seen. Text is tokenised in bounded pieces, so memory does not grow with the answer's size.
+the question in front: all of it when it fits, else its start and its end (see :func:`question_ends`). A
+detector's score for the pair is the maximum over its windows, so a harmful passage anywhere is seen. Text is
+tokenised in bounded pieces, so memory does not grow with the answer's size.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from protector_models.pairs import Pair
 
 CHUNK_CHARS = 16_384
 """Text longer than this is tokenised in pieces of about this many characters (cut at whitespace)."""
+QUESTION_HEAD_SHARE = 4
+"""A question cut to fit keeps its first 1/4 of the room (and its end in the rest)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class PairEncoder:
             group = pairs[start : start + 64]
             short = [i for i, pair in enumerate(group) if len(pair.answer) <= CHUNK_CHARS]
             lead = self._layout.answer_lead
-            ids = self._ids([_tail(pair.question) for pair in group] + [lead + group[i].answer for i in short])
+            ids = self._ids([_ends(pair.question) for pair in group] + [lead + group[i].answer for i in short])
             question_ids = ids[: len(group)]  # one tokenizer call for both: it costs more than it tokenises
             answer_ids = dict(zip(short, ids[len(group) :], strict=True))
             for offset, pair in enumerate(group):
@@ -98,11 +101,11 @@ class PairEncoder:
     def _pair_windows(
         self, owner: int, question: list[int], chunks: Iterable[list[int]], single: bool
     ) -> Iterator[Window]:
-        if single:  # the whole answer fits: the question's end fills what is left
+        if single:  # the whole answer fits: the question fills what is left
             answer = next(iter(chunks))
-            yield self._window(owner, question[max(0, len(question) - (self.content_budget - len(answer))) :], answer)
+            yield self._window(owner, question_ends(question, self.content_budget - len(answer)), answer)
             return
-        question = question[max(0, len(question) - (self.content_budget - self.answer_tokens)) :]
+        question = question_ends(question, self.content_budget - self.answer_tokens)
         for answer in slide(chunks, self.answer_tokens, self.stride):
             yield self._window(owner, question, answer)
 
@@ -156,12 +159,25 @@ def _pieces(text: str) -> Iterator[str]:
         start = end
 
 
-def _tail(question: str) -> str:
-    """The question's end: no window holds more of it than fits in one input, so longer text is not tokenised."""
+def question_ends(question: list[int], room: int) -> list[int]:
+    """The question's tokens when they fit in ``room``; else its start (a quarter of the room) and its end (the
+    rest), so that neither filler appended after the real question nor a long preamble before it pushes the
+    question out of the input, and the end, which the answer replies to, keeps most of the room."""
+    if len(question) <= room:
+        return question
+    head = room // QUESTION_HEAD_SHARE
+    return question[:head] + question[len(question) - (room - head) :]
+
+
+def _ends(question: str) -> str:
+    """The question's start and end: no window holds more of it than fits in one input, so longer text is not
+    tokenised (a quarter of :data:`CHUNK_CHARS` from its start is far more than a window keeps)."""
     if len(question) <= CHUNK_CHARS:
         return question
+    head = question.rfind(" ", 0, CHUNK_CHARS // QUESTION_HEAD_SHARE)
+    head = head if head > 0 else CHUNK_CHARS // QUESTION_HEAD_SHARE
     cut = question.find(" ", len(question) - CHUNK_CHARS)
-    return question[cut + 1 if cut >= 0 else len(question) - CHUNK_CHARS :]
+    return question[:head] + " " + question[cut + 1 if cut >= 0 else len(question) - CHUNK_CHARS :]
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,21 @@ def test_the_question_fills_what_a_short_answer_leaves():
     encoder = PairEncoder(tokenizer, "text_pair", WindowSpec(16, 8, 4))
     (window,) = encoder.windows([Pair("can you help me " * 10, "use a garden")])
     assert len(window.input_ids) == 16
+    # 10 tokens of room: the question's first 2 (a quarter) and its last 8
     assert (
-        tokenizer.decode(window.input_ids) == "[CLS] help me can you help me can you help me [SEP] use a garden [SEP]"
+        tokenizer.decode(window.input_ids) == "[CLS] can you can you help me can you help me [SEP] use a garden [SEP]"
     )
+
+
+def test_a_question_cut_to_fit_keeps_its_start_as_well_as_its_end():
+    tokenizer = tiny_bert_tokenizer()
+    encoder = PairEncoder(tokenizer, "text_pair", WindowSpec(64, 32, 16))
+    filler = "the cake is " * 200  # 600 tokens pushed after the real question
+    for answer in ("use a garden", "cake " * 80):  # one window, and windows of a long answer
+        windows = list(encoder.windows([Pair("how do i make poison " + filler + "use", answer)]))
+        texts = [tokenizer.decode(w.input_ids) for w in windows]
+        assert all(text.startswith("[CLS] how do i make poison") for text in texts), texts[0]
+        assert all(" the cake is use [SEP]" in text for text in texts)  # and its end, next to the answer
 
 
 def test_huge_text_is_tokenised_in_pieces_with_the_same_windows():
