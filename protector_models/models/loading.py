@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import snapshot_download, try_to_load_from_cache
+from huggingface_hub.errors import GatedRepoError
 from safetensors import safe_open
 from transformers import (
     AutoConfig,
@@ -124,10 +125,13 @@ def _hub_snapshot(repo: str, revision: str | None, patterns: list[str], key: str
     try:
         return Path(snapshot_download(repo, revision=revision, allow_patterns=patterns))
     except Exception as error:
-        raise ModelLoadError(
-            f"could not fetch {key} '{repo}' from the Hugging Face hub ({type(error).__name__}: {_first_line(error)}); "
+        hint = _gated_hint(error, repo) or (
             f"there is no local directory {Path(repo).absolute()} either; download it on a connected machine and set "
             f"`{key}` to its local directory"
+        )
+        raise ModelLoadError(
+            f"could not fetch {key} '{repo}' from the Hugging Face hub ({type(error).__name__}: {_first_line(error)}); "
+            f"{hint}"
         ) from None
 
 
@@ -253,13 +257,29 @@ def _call(loader: Any, source: str, spec: ModelSpec, *, what: str, tokenizer: bo
         hint = (
             "check that the directory holds a complete `save_pretrained` output with safetensors weights"
             if Path(source).is_dir()
-            else f"there is no local directory {Path(source).absolute()} either, and the hub may be unreachable: "
+            else _gated_hint(error, source)
+            or f"there is no local directory {Path(source).absolute()} either, and the hub may be unreachable: "
             "download the model on a connected machine and set `source` to its local directory (with "
             "HF_HUB_OFFLINE=1 set, loading fails at once instead of retrying)"
         )
         raise ModelLoadError(
             f"could not load the {what} from {where} '{source}' ({type(error).__name__}: {_first_line(error)}); {hint}"
         ) from None
+
+
+def _gated_hint(error: BaseException, repo: str) -> str | None:
+    """How to get access, when ``error`` (or an error it was raised from) says ``repo`` is gated on the hub."""
+    seen: BaseException | None = error
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        if isinstance(seen, GatedRepoError):
+            return (
+                f"'{repo}' is a gated model: request access on https://huggingface.co/{repo}, then log in with "
+                "`hf auth login` or set HF_TOKEN to a token of the account that was granted access"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _first_line(error: Exception) -> str:

@@ -9,12 +9,15 @@ import threading
 import time
 from pathlib import Path
 
+import httpx2
 import pytest
 import torch
 from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import GatedRepoError
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers.utils import hub as transformers_hub
 from transformers.utils import logging as hf_logging
 
 from protector_models import (
@@ -28,6 +31,7 @@ from protector_models import (
 )
 from protector_models.config.presets import MINILM_ID
 from protector_models.detox.rewriters import CausalLMRewriter
+from protector_models.models import loading
 from protector_models.models.bundled import BundledModel, bundled_model
 from protector_models.models.loading import _quiet_transformers, load_sequence_classifier, resolve_source
 from protector_models.models.templates import PAPER_DETECTOR_TEMPLATE, detoxify_prompt
@@ -55,6 +59,28 @@ def test_hub_id_is_passed_on_when_online(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     assert resolve_source("someone/some-model", None) == "someone/some-model"
+
+
+def _refuse_as_gated(*args: object, **kwargs: object) -> None:
+    request = httpx2.Request("GET", "https://huggingface.co/meta-llama/Llama-2-7b-hf/resolve/main/config.json")
+    raise GatedRepoError("403: access to this model is restricted", response=httpx2.Response(403, request=request))
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_a_gated_hub_model_says_how_to_get_access(monkeypatch: pytest.MonkeyPatch, pinned: bool):
+    """paper-7b rests on gated Llama-2: the error names the access request and the token, not the network."""
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(transformers_hub, "hf_hub_download", _refuse_as_gated)  # what transformers fetches with
+    monkeypatch.setattr(loading, "snapshot_download", _refuse_as_gated)  # pinned files are fetched first
+    spec = ModelSpec(source="meta-llama/Llama-2-7b-hf", sha256={"config.json": "0" * 64} if pinned else None)
+    with pytest.raises(ModelLoadError) as caught:
+        load_sequence_classifier(spec, allow_untrained_head=True)
+    message = str(caught.value)
+    assert "'meta-llama/Llama-2-7b-hf' is a gated model: request access on https://huggingface.co/meta-llama" in message
+    assert "`hf auth login` or set HF_TOKEN" in message
+    assert "unreachable" not in message
 
 
 @pytest.mark.parametrize("switch", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
