@@ -4,6 +4,7 @@
 >>> engine = ProtectedQueryEngine(index.as_query_engine(node_postprocessors=[MLLMProtectorPostprocessor()]))
 """
 
+import llama_index_mllm_protector._installed  # noqa: F401 (first: a missing framework is named with its install command)
 from llama_index_mllm_protector.building import ProtectorSource, build_protector
 from llama_index_mllm_protector.chat_engine import ProtectedChatEngine, ProtectedStreamingChatResponse
 from llama_index_mllm_protector.events import ProtectorVerdictEvent
