@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import langchain_mllm_protector._installed  # noqa: F401 (first: a missing framework is named with its install command)
+from langchain_mllm_protector.chat_model import ProtectedChatModel
 from langchain_mllm_protector.rewriter import ChatModelRewriter
 from langchain_mllm_protector.runnable import UNCHECKED_TAG, MLLMProtector
 from langchain_mllm_protector.settings import LangChainSettings
@@ -35,6 +36,7 @@ __all__ = [
     "MLLMProtectorMiddleware",
     "ModelLoadError",
     "ModelRuntimeError",
+    "ProtectedChatModel",
     "ProtectorError",
 ]
 
