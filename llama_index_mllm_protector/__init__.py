@@ -5,6 +5,7 @@
 """
 
 import llama_index_mllm_protector._installed  # noqa: F401 (first: a missing framework is named with its install command)
+from llama_index_mllm_protector.agents import ProtectedFunctionAgent, ProtectedReActAgent
 from llama_index_mllm_protector.building import ProtectorSource, build_protector
 from llama_index_mllm_protector.chat_engine import ProtectedChatEngine, ProtectedStreamingChatResponse
 from llama_index_mllm_protector.events import ProtectorVerdictEvent
@@ -32,7 +33,9 @@ __all__ = [
     "ModelRuntimeError",
     "NodeAction",
     "ProtectedChatEngine",
+    "ProtectedFunctionAgent",
     "ProtectedQueryEngine",
+    "ProtectedReActAgent",
     "ProtectedStreamingChatResponse",
     "ProtectorError",
     "ProtectorSource",
