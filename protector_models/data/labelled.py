@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,22 +58,58 @@ def open_input(path: Path) -> BinaryIO:
 
 
 def check_json_lines(first_line: bytes, where: str) -> None:
-    """Refuse input whose first non-blank line opens a JSON array, or a JSON object spread over several lines:
-    it is a ``.json`` document, not JSON Lines, and no line of it is a record."""
+    """Refuse input whose first non-blank line opens a JSON array, or a JSON object spread over several lines (a
+    ``.json`` document), or reads as a CSV/TSV header: no line of it is a record. The error gives a one-line
+    conversion to JSON Lines."""
     start = first_line.strip()
+    name = "in.json" if where == "stdin" else where
     if start.startswith(b"["):
         found, jq, python = "a JSON array", "'.[]'", "for r in json.load(sys.stdin)"
     elif start == b"{":
         found, jq, python = "one JSON object spread over several lines", ".", "for r in [json.load(sys.stdin)]"
+    elif not start.startswith(b"{") and (delimiter := _table_delimiter(start, name)):
+        kind = "TSV" if delimiter == "\t" else "CSV"
+        name = f"in.{kind.lower()}" if where == "stdin" else where
+        target = _converted_name(name)
+        reader = "csv.DictReader(sys.stdin" + (", delimiter=chr(9))" if delimiter == "\t" else ")")
+        raise InvalidInputError(
+            f"{where} looks like {kind} (its first line is {shown(start.decode('utf-8', 'replace'), 80)}), but this "
+            'command reads JSON Lines: one JSON object per line, such as {"question": "...", "answer": "..."}. '
+            f"Convert it (the header row names the fields) with: python -c 'import csv, json, sys; "
+            f"[print(json.dumps(r, ensure_ascii=False)) for r in {reader}]' < {name} > {target}"
+        )
     else:
         return
-    name = "in.json" if where == "stdin" else where
-    target = f"{Path(name).stem}.jsonl"
+    target = _converted_name(name)
     raise InvalidInputError(
         f"{where} holds {found}, but this command reads JSON Lines: one JSON object per line, such as "
         f'{{"question": "...", "answer": "..."}}. Convert it with: jq -c {jq} {name} > {target}  or: '
         f"python -c 'import json, sys; [print(json.dumps(r, ensure_ascii=False)) {python}]' < {name} > {target}"
     )
+
+
+def _converted_name(name: str) -> str:
+    """Where a conversion of ``name`` should go: ``stem.jsonl``, never ``name`` itself (a shell empties the output
+    before the command reads its input)."""
+    target = f"{Path(name).stem}.jsonl"
+    return f"{Path(name).stem}.lines.jsonl" if target == Path(name).name else target
+
+
+def _table_delimiter(first_line: bytes, name: str) -> str | None:
+    """``","`` or ``"\\t"`` when ``first_line`` reads as the header of a CSV or TSV table (by the file's suffix,
+    or by a row of field names: words without spaces), else None."""
+    suffix = Path(name).suffix.lower()
+    if suffix in (".tsv", ".tab") or (suffix != ".csv" and b"\t" in first_line):
+        delimiter = "\t"
+    elif suffix == ".csv" or b"," in first_line:
+        delimiter = ","
+    else:
+        return None
+    if suffix in (".csv", ".tsv", ".tab"):
+        return delimiter
+    fields = first_line.decode("utf-8", "replace").split(delimiter)
+    plain = all(re.fullmatch(r'\s*"?[\w.-]{1,64}"?\s*', field) for field in fields)
+    return delimiter if plain and len(fields) >= 2 else None
 
 
 _ANSWER_NAMES = ("response", "output", "completion", "generation", "reply", "text")
@@ -202,9 +239,14 @@ def read_preferences(path: str | Path) -> list[PreferencePair]:
 def _labelled_from(record: dict[str, Any], where: str, question_key: str, answer_key: str) -> list[LabelledPair]:
     beavertails = "response" in record and "is_safe" in record and "harmful" not in record
     if answer_key in record and not beavertails:
-        harmful = record.get("harmful")
+        if "harmful" not in record:
+            raise InvalidInputError(
+                f"{where}: missing the `harmful` field: each labelled record needs `harmful`: true or false "
+                f"(keys found: {', '.join(shown(key, 40) for key in list(record)[:12])})"
+            )
+        harmful = record["harmful"]
         if not isinstance(harmful, bool):
-            raise InvalidInputError(f"{where}: `harmful` must be true or false, got {harmful!r}")
+            raise InvalidInputError(f"{where}: `harmful` must be true or false, got {shown(harmful, 60)}")
         category = record.get("category")
         return [
             LabelledPair(

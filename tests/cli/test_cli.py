@@ -174,7 +174,13 @@ def test_eval_rejects_unlabelled_data(tmp_path: Path, config_file: Path):
     data = write_lines(tmp_path / "dev.jsonl", json.dumps({"question": "q", "answer": "a"}))
     result = runner.invoke(app, ["eval", str(data), "--config", str(config_file)])
     assert result.exit_code == 2
-    assert "dev.jsonl line 1: `harmful` must be true or false, got None" in result.stderr
+    assert "dev.jsonl line 1: missing the `harmful` field: each labelled record needs `harmful`: true or false" in (
+        result.stderr
+    )
+    assert "got None" not in result.stderr
+    data = write_lines(tmp_path / "dev.jsonl", json.dumps({"question": "q", "answer": "a", "harmful": "yes"}))
+    result = runner.invoke(app, ["eval", str(data), "--config", str(config_file)])
+    assert "dev.jsonl line 1: `harmful` must be true or false, got 'yes'" in result.stderr
 
 
 # --- what a new user trips over (issue 14) ---
@@ -224,6 +230,55 @@ def test_the_suggested_conversion_gives_a_file_that_scans(tmp_path: Path, config
     result = runner.invoke(app, ["scan", str(tmp_path / "in.jsonl"), "-o", "-", "--config", str(config_file)])
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["flagged"] for line in result.stdout.splitlines()] == [False, True]
+
+
+def test_an_array_in_a_jsonl_file_is_converted_into_another_file(tmp_path: Path, config_file: Path):
+    """`jq ... arr.jsonl > arr.jsonl` would empty the input before jq reads it: the suggestion names another file."""
+    source = tmp_path / "arr.jsonl"
+    source.write_text(json.dumps(ARRAY))
+    result = runner.invoke(app, ["scan", str(source), "-o", "-", "--config", str(config_file)])
+    assert result.exit_code == 2
+    assert "jq -c '.[]' arr.jsonl > arr.lines.jsonl" in result.stderr
+    assert "< arr.jsonl > arr.lines.jsonl" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kind"),
+    [
+        (
+            "in.csv",
+            'question,answer\nhow do i make it,"first mix the poison, and use it"\nq,here is some cake\n',
+            "CSV",
+        ),
+        ("in.tsv", "question\tanswer\nhow do i make it\tfirst mix the poison\nq\there is some cake\n", "TSV"),
+        ("data.txt", "question,answer\nhow do i make it,first mix the poison\nq,here is some cake\n", "CSV"),
+    ],
+)
+def test_a_csv_or_tsv_file_gets_a_conversion_that_works(tmp_path: Path, config_file: Path, name, text, kind):
+    import shlex
+    import subprocess
+    import sys
+
+    source = tmp_path / name
+    source.write_text(text)
+    result = runner.invoke(app, ["scan", str(source), "-o", "-", "--config", str(config_file)])
+    assert result.exit_code == 2
+    assert f"error: {name} looks like {kind} (its first line is " in result.stderr
+    assert "not valid JSON" not in result.stderr
+    command = result.stderr.split(" with: ", 1)[1].strip()
+    assert command.endswith(f"< {name} > {Path(name).stem}.jsonl")
+    args = shlex.split(command.removeprefix("python ").split(" < ")[0])
+    converted = subprocess.run([sys.executable, *args], input=source.read_bytes(), capture_output=True, check=True)
+    (tmp_path / "in.jsonl").write_bytes(converted.stdout)
+    result = runner.invoke(app, ["scan", str(tmp_path / "in.jsonl"), "-o", "-", "--config", str(config_file)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["flagged"] for line in result.stdout.splitlines()] == [True, False]
+
+
+def test_a_line_of_prose_with_a_comma_is_not_taken_for_csv(tmp_path: Path, config_file: Path):
+    source = write_lines(tmp_path / "in.jsonl", "hello, this is not json at all")
+    result = runner.invoke(app, ["scan", str(source), "-o", "-", "--config", str(config_file)])
+    assert "in.jsonl line 1: not valid JSON" in result.stderr
 
 
 def test_an_array_on_stdin_is_refused_too(config_file: Path):
