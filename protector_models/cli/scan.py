@@ -49,6 +49,8 @@ class _Tally:
 
     flagged: list[tuple[ScanRecord, float | None]] = field(default_factory=list)
     unchecked: list[int] = field(default_factory=list)
+    causes: dict[str, int] = field(default_factory=dict)
+    """Why a model failed, each distinct message once, with how many records it left unchecked."""
     harmful_under_raise: list[int] = field(default_factory=list)
 
 
@@ -110,9 +112,11 @@ def scan(
     if tally.unchecked:
         typer.echo(
             f"warning: a model failed on {len(tally.unchecked)} record(s) at {_lines(tally.unchecked)}; they are "
-            "written with action unchecked (on_error: pass) or block (on_error: block)",
+            'written with "flagged": false and action unchecked (on_error: pass) or block (on_error: block)',
             err=True,
         )
+        for cause, count in tally.causes.items():
+            typer.echo(f"  cause ({count} record(s)): {cause}", err=True)
         if fail_on_unchecked:
             raise typer.Exit(EXIT_UNCHECKED)
 
@@ -204,10 +208,13 @@ def _guard(protector: Protector, records: list[ScanRecord], sink: IO[str]) -> _T
         for record, result in zip(chunk, results, strict=True):
             if result.flagged and result.checked:
                 tally.flagged.append((record, result.harm_score))
-            if not result.checked:
+            if not result.checked:  # not flagged: no model judged it (a blocked one is withheld all the same)
                 tally.unchecked.append(record.line)
+                cause = result.error or "unknown error"
+                tally.causes[cause] = tally.causes.get(cause, 0) + 1
             score = None if result.harm_score is None else round(result.harm_score, 6)
-            verdict = {"harm_score": score, "flagged": result.flagged, "action": result.action, "output": result.output}
+            flagged = result.flagged and result.checked
+            verdict = {"harm_score": score, "flagged": flagged, "action": result.action, "output": result.output}
             sink.write(result_line(record, verdict))
     progress.close()
     if tally.harmful_under_raise:

@@ -125,8 +125,12 @@ def test_unchecked_records_are_counted_and_can_fail_the_run(
     assert result.exit_code == 0, result.output
     assert "(threshold 0.5): 0 flagged, 2 unchecked, 0 skipped" in result.stderr
     assert "warning: a model failed on 2 record(s) at lines 1, 3" in result.stderr
+    causes = [line for line in result.stderr.splitlines() if "cause" in line]
+    assert len(causes) == 1  # once, not per record
+    assert causes[0].startswith("  cause (2 record(s)): ")
+    assert "CUDA out of memory" in causes[0]
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [(r["action"], r["harm_score"]) for r in records] == [(action, None)] * 2
+    assert [(r["action"], r["harm_score"], r["flagged"]) for r in records] == [(action, None, False)] * 2
 
     strict = scan(str(source), "-o", str(tmp_path / "strict.jsonl"), "--fail-on-unchecked", *options)
     assert strict.exit_code == 4
