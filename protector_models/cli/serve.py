@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -88,6 +89,7 @@ def serve(
             ssl_keyfile=ssl_keyfile,
         )
         _check_tls_files(settings)
+        _check_port_free(settings.host, settings.port)
         from protector_models.protector import Protector
 
         app = create_app(Protector.from_config(core), settings)
@@ -99,6 +101,13 @@ def serve(
             "pass --api-key-env NAME or keep a gateway in front",
             err=True,
         )
+    served = f"config {config}" if config else f"preset {preset or 'default'}"
+    scheme = "https" if settings.ssl_certfile else "http"
+    typer.echo(
+        f"serving {served} (threshold {core.threshold:g}, action {core.action}, on_error {core.on_error}) on "
+        f"{scheme}://{settings.host}:{settings.port}; API docs at /docs and /openapi.json",
+        err=True,
+    )
     uvicorn.run(
         app,
         host=settings.host,
@@ -123,6 +132,26 @@ def _check_tls_files(settings: ServeSettings) -> None:
         path = getattr(settings, name)
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{name} {path} is not a file: give the PEM file's path")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port already in use is named before the model loads (port 0 asks for any free one)."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ConfigError(f"--host {host}: cannot resolve it ({error.strerror or error}); give an address") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket is no owner
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({error.strerror or error}): another process holds the port, or "
+                "the address is not this machine's; pass --port with a free port (or stop the other server)"
+            ) from None
 
 
 def _settings(config: Path | None, **overrides: Any) -> ServeSettings:

@@ -190,3 +190,47 @@ def test_the_command_refuses_a_bad_config_before_it_listens(tmp_path):
     assert "prot: unknown key (did you mean 'port'?)" in outcome.output
     outcome = CliRunner().invoke(app, ["serve", "--preset", "default", "--max-wait-ms", "-1"])
     assert outcome.exit_code == 2
+
+
+def test_the_command_refuses_a_taken_port_before_loading_the_model(monkeypatch):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from protector_models import Protector
+    from protector_models.cli import app
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built before the port was checked")
+
+    monkeypatch.setattr(Protector, "from_config", never)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        outcome = CliRunner().invoke(app, ["serve", "--preset", "default", "--port", str(port)])
+    assert outcome.exit_code == 2, outcome.output  # the usage/config code, not 3 (scan's "flagged under raise")
+    assert f"error: cannot listen on 127.0.0.1:{port} (" in outcome.stderr
+    assert "pass --port with a free port" in outcome.stderr
+
+
+def test_the_command_says_what_it_serves(monkeypatch, tmp_path, detector_config):
+    import uvicorn
+    import yaml
+    from typer.testing import CliRunner
+
+    from protector_models.cli import app
+
+    started: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+    path = tmp_path / "protector.yaml"
+    path.write_text(yaml.safe_dump({**detector_config, "action": "refuse", "on_error": "block"}))
+    outcome = CliRunner().invoke(app, ["serve", "--config", str(path), "--port", "0"])
+    assert outcome.exit_code == 0, outcome.output
+    assert started[0]["port"] == 0
+    assert (
+        f"serving config {path} (threshold 0.5, action refuse, on_error block) on http://127.0.0.1:0; "
+        "API docs at /docs and /openapi.json"
+    ) in outcome.stderr
+    outcome = CliRunner().invoke(app, ["serve", "--preset", "default", "--port", "0"])
+    assert "serving preset default (threshold 0.7096, action detoxify, on_error raise)" in outcome.stderr
