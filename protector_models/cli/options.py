@@ -55,10 +55,13 @@ def build_config(
     check_threshold(threshold, "--threshold")
     if device is not None:
         checked_device(device)
-    base = ProtectorConfig.from_yaml(config) if config else ProtectorConfig.from_preset(preset or "default")
+    overrides = {} if threshold is None else {"threshold": threshold}  # before validation: a remote config needs it
+    base = (
+        ProtectorConfig.from_yaml(config, **overrides)
+        if config
+        else ProtectorConfig.from_preset(preset or "default", **overrides)
+    )
     data: dict[str, Any] = base.model_dump()
-    if threshold is not None:
-        data["threshold"] = threshold
     if batch_size is not None:
         data["detector"]["batch_size"] = batch_size
     if device is not None:

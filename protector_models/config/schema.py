@@ -298,17 +298,24 @@ class ProtectorConfig(_Strict):
                 )
                 raise ConfigError(f"{kind} {shown(preset)}; available presets: {', '.join(PRESETS)}")
             data = _deep_merge(preset_dict(preset), data)
+        detector = data.get("detector")
+        if isinstance(detector, Mapping) and detector.get("kind") == "remote" and "threshold" not in data:
+            raise ConfigError(
+                "threshold: required with a remote detector (detector.kind: remote): the service's threshold does "
+                "not apply here, and the schema's 0.5 is no detector's; set the threshold of the model the service "
+                "runs (the default preset's is 0.7096), or start from its preset (preset: default)"
+            )
         try:
             return cls.model_validate(data)
         except ValidationError as error:
             raise ConfigError(describe_validation_error(error, cls)) from None
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> Self:
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> Self:
         """Read a YAML file (safe tags only; no anchors, aliases or duplicate keys; see ``config_yaml``).
 
         A relative ``source`` or ``adapter`` that exists beside the file is read relative to the file's folder,
-        so the config works from any working directory.
+        so the config works from any working directory. ``overrides`` replace top-level keys (``threshold=``).
         """
         path = Path(path)
         data = read_config_yaml(path)
@@ -317,7 +324,7 @@ class ProtectorConfig(_Strict):
         if isinstance(data, Mapping) and isinstance(data.get("protector"), Mapping):
             data = data["protector"]  # the `protector:` section of a larger framework config
         if isinstance(data, Mapping):
-            data = _beside(data, path.parent)
+            data = {**_beside(data, path.parent), **overrides}
         try:
             return cls.from_dict(data)
         except ConfigError as error:

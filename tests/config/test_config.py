@@ -259,3 +259,21 @@ def test_a_relative_source_that_is_not_beside_the_file_is_left_as_written(tmp_pa
     (tmp_path / "protector.yaml").write_text(f"detector:\n  model: {{source: {source}, adapter: {source}}}\n")
     model = ProtectorConfig.from_yaml(tmp_path / "protector.yaml").detector.model
     assert (model.source, model.adapter) == (source, source)  # a hub id, or a path relative to the working dir
+
+
+def test_a_remote_detector_needs_a_threshold_of_its_own(tmp_path: Path):
+    """The service's threshold never reaches the caller; the schema's 0.5 would silently stand in for it."""
+    remote = {"kind": "remote", "url": "http://127.0.0.1:8000"}
+    with pytest.raises(ConfigError, match=r"threshold: required with a remote detector .* preset's is 0\.7096"):
+        ProtectorConfig.from_dict({"detector": remote})
+    assert ProtectorConfig.from_dict({"detector": remote, "threshold": 0.6}).threshold == 0.6
+    from_preset = ProtectorConfig.from_dict({"preset": "default", "detector": remote})
+    assert from_preset.threshold == PRESETS["default"]["threshold"]
+
+    from protector_models.cli.options import build_config
+
+    path = tmp_path / "remote.yaml"
+    path.write_text("detector: {kind: remote, url: 'http://127.0.0.1:8000'}\n")
+    with pytest.raises(ConfigError, match=r"remote\.yaml: threshold: required"):
+        build_config(path, None)
+    assert build_config(path, None, threshold=0.65).threshold == 0.65  # --threshold counts

@@ -118,7 +118,7 @@ def test_connection_errors_are_retried_with_backoff():
 
 
 def test_a_closed_protector_closes_its_remote_client(service):
-    guard = Protector.from_config({"detector": _remote(service), "on_error": "block"})
+    guard = Protector.from_config({"detector": _remote(service), "threshold": 0.5, "on_error": "block"})
     assert guard.check([HARMFUL])[0].checked
     guard.close()
     (result,) = guard.protect([HARMFUL])
@@ -144,7 +144,12 @@ def test_a_killed_backend_gives_callers_on_error_never_a_silent_pass(tmp_path: P
     with serve_process("--config", str(config)) as (child, url):
         guards = {
             on_error: Protector.from_config(
-                {"detector": _remote(url, retries=1, timeout_s=5), "on_error": on_error, "batching": {}}
+                {
+                    "detector": _remote(url, retries=1, timeout_s=5),
+                    "threshold": 0.5,
+                    "on_error": on_error,
+                    "batching": {},
+                }
             )
             for on_error in ("raise", "block", "pass")
         }

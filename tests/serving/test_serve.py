@@ -183,7 +183,7 @@ def test_the_command_refuses_a_bad_config_before_it_listens(tmp_path):
     from protector_models.cli import app
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text("protector:\n  detector: {kind: remote, url: 'http://h:1'}\nserve:\n  prot: 80\n")
+    bad.write_text("protector:\n  detector: {kind: remote, url: 'http://h:1'}\n  threshold: 0.5\nserve:\n  prot: 80\n")
     outcome = CliRunner().invoke(app, ["serve", "--config", str(bad)])
     assert outcome.exit_code == 2
     assert "serve.prot" not in outcome.output  # paths are within the section

@@ -42,14 +42,14 @@ def test_every_endpoint_but_health_needs_the_key(keyed_service):
 def test_the_remote_detector_sends_the_key_named_in_its_config(keyed_service, protector, monkeypatch):
     pairs = distinct_pairs(4)
     remote = {"kind": "remote", "url": keyed_service, "retries": 0}
-    keyed = Protector.from_config({"detector": {**remote, "api_key_env": "PROTECTOR_TEST_KEY"}})
+    keyed = Protector.from_config({"detector": {**remote, "api_key_env": "PROTECTOR_TEST_KEY"}, "threshold": 0.5})
     assert [v.harm_score for v in keyed.check(pairs)] == protector.detector.score(pairs)
-    unkeyed = Protector.from_config({"detector": remote, "on_error": "raise"})
+    unkeyed = Protector.from_config({"detector": remote, "threshold": 0.5, "on_error": "raise"})
     with pytest.raises(ModelRuntimeError, match='answered 401: "missing or wrong API key'):
         unkeyed.check(pairs)
     monkeypatch.delenv("PROTECTOR_TEST_KEY")
     with pytest.raises(ConfigError, match="PROTECTOR_TEST_KEY, which is unset or empty"):
-        Protector.from_config({"detector": {**remote, "api_key_env": "PROTECTOR_TEST_KEY"}}).load()
+        Protector.from_config({"detector": {**remote, "api_key_env": "PROTECTOR_TEST_KEY"}, "threshold": 0.5}).load()
 
 
 def test_a_service_told_to_use_a_key_does_not_start_without_it(detector_config, monkeypatch):
