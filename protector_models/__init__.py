@@ -16,6 +16,7 @@ from protector_models.config.schema import (
     ProtectorConfig,
     RefusalRewriterConfig,
     RemoteDetectorConfig,
+    StreamingConfig,
     load_config,
 )
 from protector_models.detox.rewriters import CausalLMRewriter, RefusalRewriter, Rewriter
@@ -33,6 +34,7 @@ from protector_models.models.remote import RemoteDetector
 from protector_models.pairs import Pair, as_pairs
 from protector_models.protector import Protector
 from protector_models.results import Result, Verdict
+from protector_models.streaming import StreamOutcome, VerifiedStream
 
 if TYPE_CHECKING:
     from protector_models.models.detector import ClassifierDetector
@@ -72,7 +74,10 @@ __all__ = [
     "RemoteDetectorConfig",
     "Result",
     "Rewriter",
+    "StreamOutcome",
+    "StreamingConfig",
     "Verdict",
+    "VerifiedStream",
     "as_pairs",
     "load_config",
 ]

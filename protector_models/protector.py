@@ -23,6 +23,7 @@ from protector_models.config.schema import (
     ProtectorConfig,
     RemoteDetectorConfig,
     RewriterConfig,
+    StreamingConfig,
     check_action,
     check_threshold,
     load_config,
@@ -31,6 +32,7 @@ from protector_models.detox.rewriters import CausalLMRewriter, RefusalRewriter, 
 from protector_models.errors import (
     ConfigError,
     HarmfulContentError,
+    InvalidInputError,
     ModelLoadError,
     ModelRuntimeError,
     ProtectorError,
@@ -38,8 +40,11 @@ from protector_models.errors import (
 )
 from protector_models.interfaces import Detector
 from protector_models.models.batcher import MicroBatcher
+from protector_models.models.window_stream import WindowScorer, WindowStream
+from protector_models.models.windows import Window
 from protector_models.pairs import Pair, PairLike, as_pairs, text_problem
 from protector_models.results import Result, Verdict
+from protector_models.streaming import VerifiedStream
 
 _T = TypeVar("_T")
 _D = TypeVar("_D", bound=Detector)
@@ -56,6 +61,9 @@ class Protector:
     With ``batching`` (a :class:`BatchingConfig`), concurrent calls from threads or asyncio share detector
     passes through a :class:`~protector_models.models.batcher.MicroBatcher`; :meth:`close` (or ``with``) stops its
     worker, after which this protector scores nothing more.
+
+    ``streaming`` (a :class:`StreamingConfig`) says how the adapters release streamed answers; :meth:`stream`
+    judges one streamed answer window by window.
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class Protector:
         on_error: OnError = "raise",
         rescore_rewrites: bool = True,
         batching: BatchingConfig | None = None,
+        streaming: StreamingConfig | None = None,
     ) -> None:
         if threshold is None:  # the embedded default's own threshold, else the neutral 0.5
             threshold = DEFAULT_THRESHOLD if detector is None else 0.5
@@ -98,6 +107,9 @@ class Protector:
         if batching is not None and not isinstance(batching, BatchingConfig):
             raise ConfigError(f"batching must be a BatchingConfig or None; got {type(batching).__name__}")
         self.batching = batching
+        if streaming is not None and not isinstance(streaming, StreamingConfig):
+            raise ConfigError(f"streaming must be a StreamingConfig or None; got {type(streaming).__name__}")
+        self.streaming = streaming or StreamingConfig()
         self.config: ProtectorConfig | None = None
         self._detector = detector
         self._rewriter = rewriter or RefusalRewriter(refusal_text)
@@ -126,6 +138,7 @@ class Protector:
             on_error=config.on_error,
             rescore_rewrites=config.rescore_rewrites,
             batching=config.batching,
+            streaming=config.streaming,
         )
         protector.config = config
         protector._detector_factory = lambda: _detector_from_config(config.detector)
@@ -190,6 +203,7 @@ class Protector:
             on_error=self.on_error,
             rescore_rewrites=self.rescore_rewrites,
             batching=self.batching,
+            streaming=self.streaming,
         )
         clone.config = self.config
         clone._detector_factory = lambda: self.detector
@@ -279,6 +293,39 @@ class Protector:
         if action == "detoxify" and any(v.flagged and v.checked for v in verdicts):
             return await asyncio.to_thread(self._act, pairs, verdicts, action, threshold, detect_ms)
         return self._act(pairs, verdicts, action, threshold, detect_ms)
+
+    def stream(
+        self, question: str = "", *, threshold: float | None = None, action: Action | None = None
+    ) -> VerifiedStream:
+        """Judge one streamed answer to ``question`` as it arrives (verified release; see
+        :class:`~protector_models.streaming.VerifiedStream`): feed it the model's text, show what it returns.
+
+        Needs a detector that reads windows locally (a classifier); the micro-batcher is not used.
+        """
+        if not isinstance(question, str) or text_problem(question):
+            raise InvalidInputError(f"the question must be valid text (str), got {question!r:.60}")
+        action, threshold = self._action(action), self._threshold(threshold)
+        detector = self.detector
+        if not isinstance(detector, WindowScorer):
+            raise ConfigError(
+                f"verified streaming scores an answer window by window, which this detector "
+                f"({type(detector).__name__}) cannot do; use streaming: {{release: end}}, or a classifier detector"
+            )
+
+        def score(windows: Sequence[Window]) -> list[float]:
+            return _valid_scores(self._open(detector).score_windows(windows), len(windows))
+
+        def act(pair: Pair, verdict: Verdict) -> Result:
+            return self._act([pair], [verdict], action, threshold, 0.0)[0]
+
+        return VerifiedStream(
+            WindowStream(detector.encoder, question, self.streaming.first_window_tokens),
+            threshold=threshold,
+            stop_on_flag=action != "pass",
+            score=score,
+            failed=lambda error: self._unscored(error, [0], 1)[0],
+            act=act,
+        )
 
     def _scorer(self) -> Detector:
         """What scores pairs: the micro-batcher when batching is on, else the detector (either loaded now)."""

@@ -19,7 +19,7 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluation", ("evaluation",)),
     ("detox", ("detox",)),
     ("training", ("training",)),
-    ("api", ("protector", "testing", "__init__")),
+    ("api", ("protector", "streaming", "testing", "__init__")),
     ("serving", ("serving",)),
     ("cli", ("cli",)),
 ]

@@ -237,6 +237,26 @@ class BatchingConfig(_Strict):
     )
 
 
+Release = Literal["end", "verified"]
+
+
+class StreamingConfig(_Strict):
+    """How the adapters release a streamed answer (see docs/how-it-decides.md, "Streamed answers")."""
+
+    release: Release = Field(
+        "end",
+        description="end: the whole answer is checked before any of it is shown; verified: text is shown as the "
+        "windows over it pass, and the first flagged window ends the stream (needs a local classifier detector).",
+    )
+    first_window_tokens: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="verified: answer tokens in a short first window, checked like any other, so the first text "
+        "shows early (0: none; at or above the detector's window_tokens: none).",
+    )
+
+
 class RefusalRewriterConfig(_Strict):
     """Replaces a flagged answer with the protector's `refusal_text`."""
 
@@ -279,6 +299,18 @@ class ProtectorConfig(_Strict):
     batching: BatchingConfig | None = Field(
         None, description="Gather concurrent calls into shared detector passes; off (null) by default."
     )
+    streaming: StreamingConfig = Field(
+        default_factory=StreamingConfig, description="How streamed answers are released by the adapters."
+    )
+
+    @model_validator(mode="after")
+    def _verified_release_reads_windows(self) -> Self:
+        if self.streaming.release == "verified" and isinstance(self.detector, RemoteDetectorConfig):
+            raise ValueError(
+                "streaming.release: verified scores a stream window by window with the detector's own tokenizer, "
+                "which a remote detector does not expose; use release: end with a remote detector"
+            )
+        return self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:

@@ -91,13 +91,26 @@ class ClassifierDetector:
         """
         if not pairs:
             return []
+        many = len(pairs) > self.batch_size or sum(len(pair.answer) for pair in pairs) > CHUNK_CHARS
+        return self._scores(self.encoder.windows(pairs), len(pairs), prefetch=many)
+
+    def score_windows(self, windows: Sequence[Window]) -> list[float]:
+        """P(harmful) of each window (inputs cut by :attr:`encoder`), in order: a streamed answer is judged so,
+        window by window as its text arrives (:mod:`protector_models.models.window_stream`)."""
+        if not windows:
+            return []
+        numbered = (Window(index, window.input_ids, window.token_type_ids) for index, window in enumerate(windows))
+        return self._scores(numbered, len(windows), prefetch=len(windows) > self.batch_size)
+
+    def _scores(self, windows: Iterator[Window], count: int, *, prefetch: bool) -> list[float]:
+        """The highest probability over the windows of each owner ``0 .. count - 1``."""
         device = self.device
-        batches: Generator[_Batch, None, None] = self._batches(pairs, pin=device.type == "cuda")
+        batches: Generator[_Batch, None, None] = self._batches(windows, pin=device.type == "cuda")
         depth = self._prefetch_depth(device)
-        if depth and (len(pairs) > self.batch_size or sum(len(pair.answer) for pair in pairs) > CHUNK_CHARS):
+        if depth and prefetch:
             batches = prefetched(batches, depth)  # one batch's worth is built in line: a thread would cost more
         with closing(batches), torch.inference_mode():
-            scores = torch.full((len(pairs),), -math.inf, device=device)
+            scores = torch.full((count,), -math.inf, device=device)
             finite = torch.ones((), dtype=torch.bool, device=device)
             limit: int | None = None  # rows per forward pass, once a batch has run out of memory
             for batch in batches:
@@ -152,12 +165,12 @@ class ClassifierDetector:
             start += step
         return limit
 
-    def _batches(self, pairs: Sequence[Pair], *, pin: bool) -> Generator[_Batch, None, None]:
+    def _batches(self, windows: Iterator[Window], *, pin: bool) -> Generator[_Batch, None, None]:
         """Padded CPU batches of windows, length-sorted a bounded number of windows at a time."""
-        for windows in _bounded(self.encoder.windows(pairs), self.batch_size * _BATCHES_IN_FLIGHT):
-            lengths = [len(window.input_ids) for window in windows]
+        for group in _bounded(windows, self.batch_size * _BATCHES_IN_FLIGHT):
+            lengths = [len(window.input_ids) for window in group]
             for chunk in length_sorted_batches(lengths, self.batch_size, self.max_padding):
-                batch = self._pad([windows[i] for i in chunk])
+                batch = self._pad([group[i] for i in chunk])
                 yield batch.pinned() if pin else batch
 
     def _pad(self, windows: Sequence[Window]) -> _Batch:

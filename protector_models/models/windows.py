@@ -98,16 +98,29 @@ class PairEncoder:
                 features["token_type_ids"].append(window.token_type_ids)
         return features, owners
 
+    @property
+    def answer_lead(self) -> str:
+        """Text put before the answer when it is tokenised (so it tokenises as after the template's last word)."""
+        return self._layout.answer_lead
+
+    def question_ids(self, question: str) -> list[int]:
+        """The question's tokens, as far as any window can hold them (see :func:`question_ends`)."""
+        return self._ids([_ends(question)])[0]
+
+    def window(self, question: list[int], answer: list[int], *, whole: bool, owner: int = 0) -> Window:
+        """One input: ``answer`` (tokens) with the question (:meth:`question_ids`) in front. ``whole``: the answer
+        is all of a short answer, and the question fills the room it leaves; else a window of a long answer."""
+        room = self.content_budget - (len(answer) if whole else self.answer_tokens)
+        return self._window(owner, question_ends(question, room), answer)
+
     def _pair_windows(
         self, owner: int, question: list[int], chunks: Iterable[list[int]], single: bool
     ) -> Iterator[Window]:
         if single:  # the whole answer fits: the question fills what is left
-            answer = next(iter(chunks))
-            yield self._window(owner, question_ends(question, self.content_budget - len(answer)), answer)
+            yield self.window(question, next(iter(chunks)), whole=True, owner=owner)
             return
-        question = question_ends(question, self.content_budget - self.answer_tokens)
         for answer in slide(chunks, self.answer_tokens, self.stride):
-            yield self._window(owner, question, answer)
+            yield self.window(question, answer, whole=False, owner=owner)
 
     def _window(self, owner: int, question: list[int], answer: list[int]) -> Window:
         layout = self._layout

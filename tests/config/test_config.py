@@ -26,7 +26,7 @@ def test_unknown_key_names_its_path_suggests_and_lists_allowed_keys():
         ProtectorConfig.from_dict({**MINIMAL, "thresold": 0.3})
     message = str(caught.value)
     assert "thresold: unknown key (did you mean 'threshold'?)" in message
-    allowed = "action, batching, detector, on_error, refusal_text, rescore_rewrites, rewriter, threshold"
+    allowed = "action, batching, detector, on_error, refusal_text, rescore_rewrites, rewriter, streaming, threshold"
     assert f"allowed keys: {allowed}" in message
 
 
