@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Self
 
@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
-    RunnableLambda,
+    RunnableGenerator,
     RunnableParallel,
     RunnablePassthrough,
     RunnableSequence,
@@ -39,6 +39,7 @@ from langchain_mllm_protector.messages import (
     with_output,
 )
 from langchain_mllm_protector.settings import LangChainSettings, distinct_keys, read_yaml, to_yaml
+from langchain_mllm_protector.streaming import AsyncClosableStream, ClosableStream, VerifiedRelease, WholeInput
 from protector_models import (
     ConfigError,
     HarmfulContentError,
@@ -168,7 +169,19 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         text, and the verdict events.
         """
         pair = RunnableParallel({self.question_key: RunnablePassthrough(), self.answer_key: model})
-        answer = RunnableLambda(itemgetter(self.answer_key), name="answer")
+        key = self.answer_key
+
+        def answers(chunks: Iterator[Any]) -> Iterator[Any]:  # streams: a RunnableLambda would buffer
+            for chunk in chunks:
+                if key in chunk:
+                    yield chunk[key]
+
+        async def aanswers(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for chunk in chunks:
+                if key in chunk:
+                    yield chunk[key]
+
+        answer = RunnableGenerator(answers, aanswers, name="answer")
         return RunnableSequence(
             pair.with_config(tags=[UNCHECKED_TAG]),
             self.with_config(tags=[UNCHECKED_TAG]),
@@ -213,19 +226,33 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         )
 
     def transform(self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
-        """Buffer the stream, then yield the checked (possibly rewritten) answer as one chunk."""
-        yield from self._transform_stream_with_config(input, self._buffered, config, **_overrides(kwargs))
+        """Yield the checked answer. With the protector's ``streaming.release: verified``, text comes out as the
+        detector's windows over it pass and the model's stream is closed at the first flagged one; with ``end``,
+        the stream is buffered and the checked (possibly rewritten) answer comes as one chunk."""
+        overrides = _overrides(kwargs)
+        if self.protector.streaming.release == "end":
+            yield from self._transform_stream_with_config(input, self._buffered, config, **overrides)
+            return
+        source = ClosableStream(input)  # closed by the guard, so that the run's tracing does not drain the model
+        yield from self._transform_stream_with_config(source, self._verified, config, source=source, **overrides)
 
     async def atransform(
         self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         """Async :meth:`transform`."""
         overrides = _overrides(kwargs)
-        async for chunk in self._atransform_stream_with_config(input, self._abuffered, config, **overrides):
+        if self.protector.streaming.release == "end":
+            async for chunk in self._atransform_stream_with_config(input, self._abuffered, config, **overrides):
+                yield chunk
+            return
+        source = AsyncClosableStream(input)
+        async for chunk in self._atransform_stream_with_config(
+            source, self._averified, config, source=source, **overrides
+        ):
             yield chunk
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
-        """One chunk: the checked answer (a guard cannot release text it has not judged)."""
+        """The checked answer, as :meth:`transform` releases it."""
         yield from self.transform(iter([input]), config, **kwargs)
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
@@ -275,6 +302,69 @@ class MLLMProtector(RunnableSerializable[Any, Any]):
         joined = join_chunks([chunk async for chunk in chunks])
         if joined is not None:
             yield await self._aguard_one(joined, run_manager, config, **overrides)
+
+    def _verified(
+        self,
+        chunks: Iterator[Any],
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        *,
+        source: ClosableStream | None = None,
+        threshold: float | None = None,
+        action: Action | None = None,
+    ) -> Iterator[Any]:
+        release = VerifiedRelease(self, *self._effective(threshold, action))
+        try:
+            for chunk in chunks:
+                try:
+                    outputs = release.take(chunk)
+                except WholeInput:  # a complete message: guarded whole
+                    rest = itertools.chain(release.before_answer, [chunk], chunks)
+                    yield from self._buffered(rest, run_manager, config, threshold=threshold, action=action)
+                    return
+                yield from outputs
+                if release.done:
+                    break
+            else:
+                yield from release.finish()
+        finally:
+            if source is not None:
+                source.close()  # the model stops generating at a stop (and on any error)
+            if release.verdict is not None:
+                dispatch_custom_event(self.event_name, release.verdict, config=_verdict_config(config))
+
+    async def _averified(
+        self,
+        chunks: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        *,
+        source: AsyncClosableStream | None = None,
+        threshold: float | None = None,
+        action: Action | None = None,
+    ) -> AsyncIterator[Any]:
+        release = VerifiedRelease(self, *self._effective(threshold, action))
+        try:
+            async for chunk in chunks:
+                try:
+                    outputs = await release.atake(chunk)
+                except WholeInput:
+                    rest = _achain([*release.before_answer, chunk], chunks)
+                    async for output in self._abuffered(rest, run_manager, config, threshold=threshold, action=action):
+                        yield output
+                    return
+                for output in outputs:
+                    yield output
+                if release.done:
+                    break
+            else:
+                for output in await release.afinish():
+                    yield output
+        finally:
+            if source is not None:
+                await source.aclose()
+            if release.verdict is not None:
+                await adispatch_custom_event(self.event_name, release.verdict, config=_verdict_config(config))
 
     def _guard(
         self,
@@ -430,6 +520,13 @@ def _verdict_config(config: RunnableConfig) -> RunnableConfig:
         callbacks.remove_tags([UNCHECKED_TAG])
     tags = [tag for tag in config.get("tags") or [] if tag != UNCHECKED_TAG]
     return {**config, "tags": tags, "callbacks": callbacks}
+
+
+async def _achain(first: list[Any], rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    for item in first:
+        yield item
+    async for item in rest:
+        yield item
 
 
 def _raise_if_error(output: Any) -> Any:
