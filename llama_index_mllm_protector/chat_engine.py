@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,11 +22,23 @@ from llama_index_mllm_protector.building import (
     ProtectorSource,
     build_protector,
 )
+from llama_index_mllm_protector.events import dispatch_verdicts
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.messages import UserTurn, memory_of, replace_last_answer, user_turn
 from llama_index_mllm_protector.streams import areplay, replay
-from protector_models import ConfigError, HarmfulContentError, Pair, Protector, ProtectorConfig, Result
+from llama_index_mllm_protector.verified import PENDING, areleased, released, stream_verdict
+from protector_models import (
+    ConfigError,
+    HarmfulContentError,
+    Pair,
+    Protector,
+    ProtectorConfig,
+    Result,
+    StreamOutcome,
+    VerifiedStream,
+)
 from protector_models.config.schema import Action, check_action, check_threshold
+from protector_models.streaming import separator
 
 logger = logging.getLogger(__name__)
 _NOT_REPAIRED = (
@@ -74,6 +87,7 @@ class ProtectedChatEngine(BaseChatEngine):
         self.threshold = check_threshold(threshold)
         self.metadata_key = metadata_key
         self.repair_history = repair_history
+        self._finishing: list[threading.Thread] = []  # stopped verified streams whose model LlamaIndex still reads
 
     @classmethod
     def from_config(
@@ -108,15 +122,18 @@ class ProtectedChatEngine(BaseChatEngine):
     @property
     def chat_history(self) -> list[ChatMessage]:
         """The inner engine's history (with replaced answers, when ``repair_history`` could repair it)."""
+        self._settle()
         return self._chat_engine.chat_history
 
     def reset(self) -> None:
         """Reset the inner engine's conversation."""
+        self._settle()
         self._chat_engine.reset()
 
     def chat(self, message: str | ChatMessage, chat_history: list[ChatMessage] | None = None) -> AgentChatResponse:
         """Chat, then check the answer; a flagged one is replaced (or raises, with ``action="raise"``)."""
         turn = user_turn(message, chat_history)
+        self._settle()
         response = self._chat_engine.chat(turn.message, chat_history)
         if isinstance(response, StreamingAgentChatResponse):
             answer = "".join(response.response_gen)
@@ -131,6 +148,7 @@ class ProtectedChatEngine(BaseChatEngine):
     ) -> AgentChatResponse:
         """:meth:`chat`, async; the detector runs in a worker thread."""
         turn = user_turn(message, chat_history)
+        self._settle()
         response = await self._chat_engine.achat(turn.message, chat_history)
         if isinstance(response, StreamingAgentChatResponse):
             answer = "".join([delta async for delta in response.async_response_gen()])
@@ -143,9 +161,13 @@ class ProtectedChatEngine(BaseChatEngine):
     def stream_chat(
         self, message: str | ChatMessage, chat_history: list[ChatMessage] | None = None
     ) -> ProtectedStreamingChatResponse:
-        """Stream the checked answer: buffered and checked in full before the first chunk is yielded."""
+        """Stream the checked answer: buffered and checked in full before the first chunk is yielded, or with
+        ``streaming.release: verified`` released as the detector's windows over it pass."""
         turn = user_turn(message, chat_history)
+        self._settle()
         response = self._chat_engine.stream_chat(turn.message, chat_history)
+        if self._protector.streaming.release == "verified":
+            return self._verified(response, turn)
         deltas = list(response.response_gen)
         result = self._check(turn, "".join(deltas))
         repaired = self._repair(result)
@@ -156,11 +178,126 @@ class ProtectedChatEngine(BaseChatEngine):
     ) -> ProtectedStreamingChatResponse:
         """:meth:`stream_chat`, async."""
         turn = user_turn(message, chat_history)
+        self._settle()
         response = await self._chat_engine.astream_chat(turn.message, chat_history)
+        if self._protector.streaming.release == "verified":
+            return self._averified(response, turn)
         deltas = [delta async for delta in response.async_response_gen()]
         result = await self._acheck(turn, "".join(deltas))
         repaired = await self._arepair(result)
         return self._streaming(response, deltas, result, turn, repaired)
+
+    def _verified(self, response: StreamingAgentChatResponse, turn: UserTurn) -> ProtectedStreamingChatResponse:
+        """The stream released as it is verified. Stopped (or left) before its end, the answer in the memory
+        becomes what the user saw, once LlamaIndex's own thread has read the model to its end (it cannot be
+        stopped): in the background, settled before this engine's next call."""
+        stream, metadata = self._stream(turn)
+        deltas = response.response_gen  # LlamaIndex's queue; closing it waits for its thread to finish the model
+
+        def ended(outcome: StreamOutcome | None) -> None:
+            verdict = self._ended(outcome, turn, metadata)
+            memory_text = self._memory_text(stream, outcome)
+            if memory_text is not None:
+                finishing = threading.Thread(
+                    target=self._repair_after, args=(deltas, response, memory_text, verdict), daemon=True
+                )
+                self._finishing.append(finishing)
+                finishing.start()
+
+        chat = _chat_stream(released(stream, deltas, ended, close=lambda: None))
+        return self._verified_response(response, metadata, chat, _achat_from(chat))
+
+    def _averified(self, response: StreamingAgentChatResponse, turn: UserTurn) -> ProtectedStreamingChatResponse:
+        """:meth:`_verified` for an async stream: at a stop LlamaIndex's task reading the model is cancelled, and
+        the memory gets what the user saw."""
+        stream, metadata = self._stream(turn)
+        deltas = response.async_response_gen()
+
+        async def stop() -> None:
+            task = response.awrite_response_to_history_task
+            if task is not None and not task.done():
+                task.cancel()
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+            response.awrite_response_to_history_task = None  # closing the generator no longer waits for it
+            await deltas.aclose()
+
+        async def ended(outcome: StreamOutcome | None) -> None:
+            verdict = self._ended(outcome, turn, metadata)
+            memory_text = self._memory_text(stream, outcome)
+            if memory_text is not None and self.repair_history:
+                verdict["history_repaired"] = await self._aremember(response, memory_text)
+
+        achat = _achat_stream(areleased(stream, deltas, ended, aclose=stop))
+        return self._verified_response(response, metadata, None, achat)
+
+    def _stream(self, turn: UserTurn) -> tuple[VerifiedStream, dict[str, Any]]:
+        stream = self._protector.stream(turn.question, threshold=self.threshold, action=self.action)
+        return stream, {self.metadata_key: dict(PENDING)}
+
+    def _ended(self, outcome: StreamOutcome | None, turn: UserTurn, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The verdict into the metadata, and its event."""
+        verdict = stream_verdict(outcome, images=turn.images)
+        metadata[self.metadata_key] = verdict
+        if outcome is not None:
+            dispatch_verdicts([outcome.result], "response", images=[turn.images])
+        return verdict
+
+    def _memory_text(self, stream: VerifiedStream, outcome: StreamOutcome | None) -> str | None:
+        """What the memory should keep when it is not the model's answer: what the user saw (the refusal after
+        it, when the answer raised); None when the answer passed whole."""
+        if outcome is None:  # the consumer left before the end
+            return stream.shown
+        result = outcome.result
+        if result.changed:
+            return outcome.shown
+        if result.flagged and result.checked and (self.action or self._protector.action) == "raise":
+            return outcome.shown + separator(outcome.shown) + self._protector.refusal_text
+        return None
+
+    def _repair_after(
+        self,
+        deltas: Generator[str, None, None],
+        response: StreamingAgentChatResponse,
+        text: str,
+        verdict: dict[str, Any],
+    ) -> None:
+        deltas.close()  # waits for LlamaIndex's thread, which reads the model to its end and writes the memory
+        if self.repair_history:
+            verdict["history_repaired"] = self._repair(replace(_STREAMED, original=response.response, output=text))
+
+    async def _aremember(self, response: StreamingAgentChatResponse, text: str) -> bool:
+        """Put ``text`` in the memory as the turn's answer: in place of the model's, when LlamaIndex's task
+        wrote it before it was cancelled, else after the user's turn."""
+        memory = memory_of(self._chat_engine)
+        if memory is None:
+            logger.warning(_NOT_REPAIRED)
+            return False
+        if response.is_done:
+            return await self._arepair(replace(_STREAMED, original=response.response, output=text)) or False
+        await memory.aput(ChatMessage(role=MessageRole.ASSISTANT, content=text))
+        return True
+
+    def _settle(self) -> None:
+        """Wait for the memory repairs of stopped streams, so the next turn sees what the user saw."""
+        while self._finishing:
+            self._finishing.pop().join()
+
+    def _verified_response(
+        self,
+        response: StreamingAgentChatResponse,
+        metadata: dict[str, Any],
+        chat: Generator[ChatResponse, None, None] | None,
+        achat: AsyncGenerator[ChatResponse, None],
+    ) -> ProtectedStreamingChatResponse:
+        return ProtectedStreamingChatResponse(
+            sources=response.sources,
+            source_nodes=response.source_nodes,
+            chat_stream=chat,
+            achat_stream=achat,
+            is_writing_to_memory=False,
+            metadata=metadata,
+        )
 
     def _check(self, turn: UserTurn, answer: str) -> Result:
         pairs = [Pair(turn.question, answer)]
@@ -248,6 +385,17 @@ class ProtectedChatEngine(BaseChatEngine):
             is_writing_to_memory=False,
             metadata=self._metadata(None, result, turn, repaired),
         )
+
+
+async def _achat_from(chat: Iterator[ChatResponse]) -> AsyncGenerator[ChatResponse, None]:
+    """A synchronous chat stream read from async code."""
+    for response in chat:
+        yield response
+        await asyncio.sleep(0)
+
+
+_STREAMED = Result(question="", original="", output="", harm_score=None, flagged=False, action="none")
+"""The template of a memory repair after a verified stream (only ``original`` and ``output`` are read)."""
 
 
 def _chat_stream(deltas: Iterator[str]) -> Generator[ChatResponse, None, None]:

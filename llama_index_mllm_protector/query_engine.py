@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, overload
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.response.schema import (
@@ -24,9 +24,11 @@ from llama_index_mllm_protector.building import (
     ProtectorSource,
     build_protector,
 )
+from llama_index_mllm_protector.events import dispatch_verdicts
 from llama_index_mllm_protector.guarding import METADATA_KEY, aprotect, protect, verdict_metadata
 from llama_index_mllm_protector.streams import acollect, areplay, replay
-from protector_models import ConfigError, Pair, Protector, ProtectorConfig, Result
+from llama_index_mllm_protector.verified import PENDING, areleased, released, stream_verdict
+from protector_models import ConfigError, Pair, Protector, ProtectorConfig, Result, StreamOutcome
 from protector_models.config.schema import Action, check_action, check_threshold
 
 
@@ -35,8 +37,10 @@ class ProtectedQueryEngine(BaseQueryEngine):
 
     Returns the inner engine's response type with its source nodes, and the verdict under
     ``response.metadata["mllm_protector"]``; a benign answer is returned byte-for-byte. Streaming responses
-    are buffered: the full answer is checked, then the generator yields the original chunks (benign) or the
-    replacement (flagged). A flagged ``PydanticResponse`` that is replaced becomes a plain ``Response``.
+    are buffered (the full answer is checked, then the generator yields the original chunks or the replacement),
+    or, with the protector's ``streaming.release: verified``, released as the detector's windows over them pass,
+    the verdict filling the metadata when the stream ends. A flagged ``PydanticResponse`` that is replaced
+    becomes a plain ``Response``.
     ``action`` and ``threshold`` override the protector's; ``action="raise"`` raises
     :class:`~protector_models.HarmfulContentError`.
     """
@@ -105,6 +109,8 @@ class ProtectedQueryEngine(BaseQueryEngine):
         response = self._query_engine.query(query_bundle)
         if isinstance(response, AsyncStreamingResponse):
             raise TypeError("the inner engine returned an async stream from query(); call aquery() instead")
+        if isinstance(response, StreamingResponse) and self._verifies(response):
+            return self._verified(response, query_bundle)
         if isinstance(response, StreamingResponse):
             deltas = _buffered(response)
             result = self._check(query_bundle, "".join(deltas))
@@ -114,6 +120,8 @@ class ProtectedQueryEngine(BaseQueryEngine):
 
     async def _aquery(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         response = await self._query_engine.aquery(query_bundle)
+        if isinstance(response, StreamingResponse | AsyncStreamingResponse) and self._verifies(response):
+            return self._verified(response, query_bundle)
         if isinstance(response, AsyncStreamingResponse):
             deltas = await acollect(response.async_response_gen())
         elif isinstance(response, StreamingResponse):
@@ -129,6 +137,44 @@ class ProtectedQueryEngine(BaseQueryEngine):
                 metadata=self._metadata(response.metadata, result, query_bundle),
             )
         return self._streaming(response, deltas, result, query_bundle)
+
+    def _verifies(self, response: StreamingResponse | AsyncStreamingResponse) -> bool:
+        """Whether to release the stream as it is verified (not when the inner engine already read it whole)."""
+        return self._protector.streaming.release == "verified" and response.response_txt is None
+
+    @overload
+    def _verified(self, response: StreamingResponse, query_bundle: QueryBundle) -> StreamingResponse: ...
+
+    @overload
+    def _verified(self, response: AsyncStreamingResponse, query_bundle: QueryBundle) -> AsyncStreamingResponse: ...
+
+    def _verified(
+        self, response: StreamingResponse | AsyncStreamingResponse, query_bundle: QueryBundle
+    ) -> StreamingResponse | AsyncStreamingResponse:
+        """The stream, released as the detector's windows over it pass; the verdict fills the metadata (and the
+        event goes out) when it ends."""
+        images = _images(query_bundle)
+        metadata = {**(response.metadata or {}), self.metadata_key: dict(PENDING)}
+
+        def ended(outcome: StreamOutcome | None) -> None:
+            metadata[self.metadata_key] = stream_verdict(outcome, images=images)
+            if outcome is not None:
+                dispatch_verdicts([outcome.result], "response", images=[images])
+
+        async def aended(outcome: StreamOutcome | None) -> None:
+            ended(outcome)
+
+        stream = self._protector.stream(query_bundle.query_str, threshold=self.threshold, action=self.action)
+        if isinstance(response, AsyncStreamingResponse):
+            deltas = response.async_response_gen()
+            gen = areleased(stream, deltas, aended, aclose=deltas.aclose)
+            return AsyncStreamingResponse(response_gen=gen, source_nodes=response.source_nodes, metadata=metadata)
+        tokens = response.response_gen
+        return StreamingResponse(
+            response_gen=released(stream, tokens, ended, close=tokens.close),
+            source_nodes=response.source_nodes,
+            metadata=metadata,
+        )
 
     def _check(self, query_bundle: QueryBundle, answer: str) -> Result:
         pair = [Pair(query_bundle.query_str, answer)]

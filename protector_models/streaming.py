@@ -104,6 +104,11 @@ class VerifiedStream:
         """The model's text received so far."""
         return self._windows.text
 
+    @property
+    def shown(self) -> str:
+        """Everything released so far (what a user has seen)."""
+        return "".join(self._shown)
+
     def feed(self, text: str) -> str:
         """Take the model's next piece of text; the text released by it (a replacement when it stopped the
         stream)."""
@@ -198,8 +203,7 @@ class VerifiedStream:
         if not result.changed:
             last = self._release(visible)
         else:
-            shown = "".join(self._shown)
-            last = _separator(shown) + result.output
+            last = separator(self.shown) + result.output
             self._shown.append(last)
         self._record(result, stopped)
         return last
@@ -207,7 +211,7 @@ class VerifiedStream:
     def _record(self, result: Result, stopped: bool) -> None:
         self.outcome = StreamOutcome(
             result=replace(result, detect_ms=self._detect_s * 1000),
-            shown="".join(self._shown),
+            shown=self.shown,
             released=self._released,
             stopped=stopped,
             windows=len(self._scores),
@@ -235,7 +239,7 @@ class VerifiedStream:
             raise InvalidInputError(f"a streamed piece of the answer is not valid text: {problem}; repair it first")
 
 
-def _separator(shown: str) -> str:
+def separator(shown: str) -> str:
     """What goes between released text and its replacement: a paragraph break, unless the text ends with one."""
     if not shown:
         return ""
