@@ -60,7 +60,9 @@ class ProtectedChatEngine(BaseChatEngine):
     ``chat``/``achat`` return an ``AgentChatResponse``, ``stream_chat``/``astream_chat`` a
     :class:`ProtectedStreamingChatResponse`, with sources and source nodes kept and the verdict under
     ``metadata["mllm_protector"]``. Streams are buffered: the whole answer is checked before anything is
-    yielded, then the original chunks (benign) or the replacement (flagged) come out. When an answer is
+    yielded, then the original chunks (benign) or the replacement (flagged) come out; or, with the protector's
+    ``streaming.release: verified``, released as the detector's windows over them pass (the memory then keeps
+    what the user saw when a stream is stopped or left before its end). When an answer is
     replaced, or raised with ``action="raise"``, the inner engine's memory gets the replacement (the refusal,
     for ``raise``) too (``repair_history``), so the harmful text is not fed back to the LLM on the next turn.
     """
