@@ -18,7 +18,9 @@ from protector_models.config.schema import (
     Action,
     AnyDetectorConfig,
     BatchingConfig,
+    CascadeConfig,
     CausalLMRewriterConfig,
+    GuardLMConfig,
     OnError,
     ProtectorConfig,
     RemoteDetectorConfig,
@@ -38,7 +40,7 @@ from protector_models.errors import (
     ProtectorError,
     shown,
 )
-from protector_models.interfaces import Detector
+from protector_models.interfaces import Detector, Judgement, judge_with
 from protector_models.models.batcher import MicroBatcher
 from protector_models.models.window_stream import WindowScorer, WindowStream
 from protector_models.models.windows import Window
@@ -353,8 +355,8 @@ class Protector:
         worded = _worded(pairs)
         started = time.perf_counter()
         try:
-            scores = self._open(scorer).score([pairs[i] for i in worded]) if worded else []
-            return self._verdicts(_valid_scores(scores, len(worded)), worded, len(pairs), threshold, started)
+            judgements = judge_with(self._open(scorer), [pairs[i] for i in worded]) if worded else []
+            return self._verdicts(_valid_judgements(judgements, len(worded)), worded, len(pairs), threshold, started)
         except Exception as error:
             return self._unscored(error, worded, len(pairs)), 0.0
 
@@ -364,18 +366,21 @@ class Protector:
         worded = _worded(pairs)
         started = time.perf_counter()
         try:
-            scores = await self._open(batcher).ascore([pairs[i] for i in worded]) if worded else []
-            return self._verdicts(_valid_scores(scores, len(worded)), worded, len(pairs), threshold, started)
+            judgements = await self._open(batcher).ajudge([pairs[i] for i in worded]) if worded else []
+            return self._verdicts(_valid_judgements(judgements, len(worded)), worded, len(pairs), threshold, started)
         except Exception as error:
             return self._unscored(error, worded, len(pairs)), 0.0
 
     @staticmethod
     def _verdicts(
-        scores: list[float], worded: list[int], count: int, threshold: float, started: float
+        judgements: list[Judgement], worded: list[int], count: int, threshold: float, started: float
     ) -> tuple[list[Verdict], float]:
-        """The worded pairs' verdicts from their ``scores``; a blank answer passes at any threshold."""
+        """The worded pairs' verdicts from their ``judgements``; a blank answer passes at any threshold."""
         detect_ms = (time.perf_counter() - started) * 1000 / count
-        return _with_blank_answers([Verdict(score, score >= threshold) for score in scores], worded, count), detect_ms
+        verdicts = [
+            Verdict(j.score, j.score >= threshold, categories=j.categories, decided_by=j.decided_by) for j in judgements
+        ]
+        return _with_blank_answers(verdicts, worded, count), detect_ms
 
     def _unscored(self, error: Exception, worded: list[int], count: int) -> list[Verdict]:
         """The verdicts when the detector failed on the worded pairs (``on_error`` pass or block; a blank answer
@@ -403,6 +408,8 @@ class Protector:
             harm_score=verdict.harm_score,
             flagged=verdict.flagged,
             action="none",
+            categories=verdict.categories,
+            decided_by=verdict.decided_by,
             detect_ms=detect_ms,
         )
         if not verdict.checked:
@@ -494,6 +501,26 @@ def _valid_scores(scores: Any, expected: int) -> list[float]:
     return [float(value) for value in values]
 
 
+def _valid_judgements(judgements: Any, expected: int) -> list[Judgement]:
+    """The detector's judgements with valid scores; a wrong count, a score that is no probability or categories
+    that are not a mapping of names to numbers are a model fault."""
+    if isinstance(judgements, (str, bytes, Mapping)) or not isinstance(judgements, Iterable):
+        raise ModelRuntimeError(f"detector returned {type(judgements).__name__}, not a list of {expected} judgements")
+    values = list(judgements)
+    if not all(isinstance(value, Judgement) for value in values):
+        raise ModelRuntimeError(f"detector returned {shown(values)}, not a list of Judgement")
+    scores = _valid_scores([value.score for value in values], expected)
+    for index, value in enumerate(values):
+        if not isinstance(value.categories, Mapping) or not all(
+            isinstance(name, str) and isinstance(level, numbers.Real) for name, level in value.categories.items()
+        ):
+            raise ModelRuntimeError(
+                f"detector returned categories at position {index} that are not names with numbers or flags: "
+                f"{shown(value.categories)}"
+            )
+    return [replace(value, score=score) for value, score in zip(values, scores, strict=True)]
+
+
 def _is_probability(value: object) -> bool:
     return isinstance(value, numbers.Real) and math.isfinite(value) and 0.0 <= float(value) <= 1.0
 
@@ -557,6 +584,16 @@ def _detector_from_config(config: AnyDetectorConfig) -> Detector:
         from protector_models.models.remote import RemoteDetector  # httpx only where a remote detector is used
 
         return RemoteDetector.from_config(config)
+    if isinstance(config, CascadeConfig):
+        from protector_models.models.cascade import CascadeDetector
+
+        return CascadeDetector(
+            _detector_from_config(config.first), _detector_from_config(config.second), band=config.band
+        )
+    if isinstance(config, GuardLMConfig):
+        from protector_models.models.guard_lm.detector import GuardLMDetector  # torch and transformers
+
+        return GuardLMDetector.from_config(config)
     from protector_models.models.detector import ClassifierDetector  # torch and transformers only where a model loads
 
     return ClassifierDetector.from_config(config)

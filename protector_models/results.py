@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from protector_models.interfaces import Categories
+
 ActionTaken = Literal["none", "annotate", "refuse", "detoxify", "block", "unchecked"]
 """``none``: not flagged; ``annotate``: flagged, passed on (action ``pass``); ``refuse``/``detoxify``: replaced;
 ``block``: a model failed and ``on_error=block`` withheld the answer; ``unchecked``: a model failed and
@@ -23,6 +25,10 @@ class Verdict:
     flagged: bool
     checked: bool = True
     error: str | None = None
+    categories: Categories = field(default_factory=dict, hash=False)
+    """Categories of harm the detector named (a guard LM's); empty for a classifier."""
+    decided_by: str | None = None
+    """Which detector of a cascade decided (``first`` or ``second``); None for a single detector."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,10 @@ class Result:
     action: ActionTaken
     checked: bool = True
     error: str | None = None
+    categories: Categories = field(default_factory=dict, hash=False)
+    """As :attr:`Verdict.categories`."""
+    decided_by: str | None = None
+    """As :attr:`Verdict.decided_by`."""
     detect_ms: float = field(default=0.0, compare=False)
     """Detector time per pair (the batch's time divided by its size); not part of equality."""
     rewrite_ms: float = field(default=0.0, compare=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -15,13 +16,21 @@ from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertTokenizer,
+    Gemma2Config,
+    Gemma2ForCausalLM,
+    Llama4Config,
+    Llama4ForConditionalGeneration,
+    Llama4TextConfig,
+    Llama4VisionConfig,
     LlamaConfig,
     LlamaForCausalLM,
+    PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 
 from protector_models.data.labelled import LabelledPair
 from protector_models.detox.data import DetoxExample
+from protector_models.models.guard_lm.format import GuardFormat
 
 HARMFUL_WORDS = ("bomb", "poison", "weapon", "steal")
 BENIGN_WORDS = ("cake", "garden", "music", "bread")
@@ -160,3 +169,111 @@ def train_fixed_detoxifier(path: str | Path, *, seed: int = 0) -> Path:
         device="cpu",
     )
     return train_detoxifier(toy_detox_examples(), args).output_dir
+
+
+def guard_tokenizer(guard_format: GuardFormat) -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer for a guard format: its markup (``<|eot_id|>``, ``<start_of_turn>``, ...) as single
+    special tokens, and its label tokens (``safe``/``unsafe``, ``Yes``/``No``, ...) in the vocabulary."""
+    labels = [guard_format.unsafe_token, guard_format.safe_token]
+    labels += [token for line in guard_format.lead for token in line.tokens]
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    words = [
+        *specials,
+        *dict.fromkeys(t for t in labels if t not in specials),
+        *sorted(pre_tokenizers.ByteLevel.alphabet()),
+    ]
+    backend = Tokenizer(models.BPE(vocab={token: i for i, token in enumerate(dict.fromkeys(words))}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    markup = [token for token in guard_format.markup if token not in specials]
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        additional_special_tokens=markup,
+    )
+
+
+def save_tiny_guard_lm(
+    path: str | Path, guard_format: GuardFormat, *, architecture: str = "llama", seed: int = 0
+) -> Path:
+    """A random two-layer causal LM with :func:`guard_tokenizer`, saved with ``save_pretrained``: real logits over
+    real label tokens, of no judgement at all. ``architecture``: ``llama``, ``gemma2`` (as ShieldGemma) or
+    ``llama4`` (as Llama Guard 4: an image-text-to-text model with a one-layer vision tower, given text only)."""
+    path = Path(path)
+    tokenizer = guard_tokenizer(guard_format)
+    torch.manual_seed(seed)
+    shape: dict[str, Any] = {"vocab_size": len(tokenizer), "hidden_size": 32, "num_hidden_layers": 2}
+    shape["intermediate_size"] = 64
+    heads: dict[str, Any] = {"num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096}
+    ids: dict[str, Any] = {
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    model: PreTrainedModel
+    if architecture == "gemma2":
+        config = Gemma2Config(**shape, **heads, **ids, head_dim=8, sliding_window=64, query_pre_attn_scalar=8)
+        model = Gemma2ForCausalLM(config)
+    elif architecture == "llama4":
+        text = Llama4TextConfig(
+            **shape, **heads, **ids, head_dim=8, intermediate_size_mlp=64, num_local_experts=1, moe_layers=[]
+        )
+        vision = Llama4VisionConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=64,
+            image_size=28,
+            patch_size=14,
+            vision_output_dim=32,
+            projector_input_dim=32,
+            projector_output_dim=32,
+        )
+        model = Llama4ForConditionalGeneration(Llama4Config(text_config=text, vision_config=vision, **ids))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**shape, **heads, **ids))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+TINY_GUARD_CODES = "\nS10"
+"""What :func:`train_tiny_llama_guard` learns to write after ``unsafe``: Llama Guard's line of category codes."""
+
+
+def train_tiny_llama_guard(path: str | Path, guard_format: GuardFormat, *, steps: int = 40, seed: int = 0) -> Path:
+    """The tiny Llama of :func:`save_tiny_guard_lm` fine-tuned (seconds) to write ``\\nS10`` and stop after the
+    ``unsafe`` token, as Llama Guard names categories: a real model whose continuation can be parsed. Its scores
+    stay untrained (it has learnt nothing about harm)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = save_tiny_guard_lm(Path(path), guard_format, seed=seed)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    unsafe = tokenizer.convert_tokens_to_ids(guard_format.unsafe_token)
+    codes = [*tokenizer(TINY_GUARD_CODES, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+    prompts = [
+        [*tokenizer(guard_format.render(e.question, e.answer), add_special_tokens=False)["input_ids"], unsafe]
+        for e in toy_examples(4, seed=seed)
+    ]
+    width = max(len(prompt) for prompt in prompts) + len(codes)
+    input_ids = torch.full((len(prompts), width), tokenizer.pad_token_id)
+    labels = torch.full((len(prompts), width), -100)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        input_ids[row, : len(prompt) + len(codes)] = torch.tensor([*prompt, *codes])
+        labels[row, len(prompt) : len(prompt) + len(codes)] = torch.tensor(codes)
+        mask[row, : len(prompt) + len(codes)] = 1
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        model(input_ids=input_ids, attention_mask=mask, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(path)
+    return path

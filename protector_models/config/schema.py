@@ -207,6 +207,84 @@ class RemoteDetectorConfig(_Strict):
     )
 
 
+GuardFormat = Literal["llama-guard-3", "llama-guard-4", "shieldgemma", "wildguard", "granite-guardian"]
+"""The prompt formats of the guard LMs a ``guard_lm`` detector reads (docs/choosing-a-detector.md)."""
+GUARD_FORMATS: tuple[GuardFormat, ...] = get_args(GuardFormat)
+ShieldGemmaPolicy = Literal["dangerous_content", "harassment", "hate_speech", "sexually_explicit"]
+SHIELDGEMMA_POLICIES: tuple[ShieldGemmaPolicy, ...] = get_args(ShieldGemmaPolicy)
+_LlamaGuardCode = Annotated[str, Field(pattern=r"^S[1-9][0-9]?$")]
+
+
+class GuardLMConfig(_Strict):
+    """A generative guard model read as a detector: P(unsafe) is the softmax over its two label tokens at the first
+    answer position of its own prompt format, from one forward pass (WildGuard's third line: three)."""
+
+    kind: Literal["guard_lm"] = "guard_lm"
+    format: GuardFormat = Field(description="The model's prompt format: " + ", ".join(GUARD_FORMATS) + ".")
+    model: ModelSpec
+    batch_size: int = Field(8, ge=1, description="Prompts per forward pass.")
+    max_padding: float | None = Field(
+        0.25,
+        ge=0,
+        description="A batch ends before its padding exceeds this share of its real tokens (null: no limit).",
+    )
+    window_tokens: int = Field(
+        2048, ge=8, description="Answer tokens per window, when a prompt would not fit in `model.max_length`."
+    )
+    window_stride: int = Field(1536, ge=1, description="Tokens between window starts (at most `window_tokens`).")
+    categories: bool = Field(
+        True,
+        description="Name categories of harm: Llama Guard's by a short greedy continuation of flagged pairs, "
+        "ShieldGemma's as one probability per policy.",
+    )
+    category_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Llama Guard: pairs scoring at least this get their categories read."
+    )
+    category_tokens: int = Field(24, ge=1, le=256, description="Llama Guard: most tokens of that continuation.")
+    excluded_categories: list[_LlamaGuardCode] = Field(
+        default_factory=list,
+        description="Llama Guard: categories (S1, S2, ...) left out of the prompt, as its `excluded_category_keys`.",
+    )
+    policies: list[ShieldGemmaPolicy] | None = Field(
+        None, description="ShieldGemma: the policies asked, one prompt each (null: all four)."
+    )
+
+    @model_validator(mode="after")
+    def _options_fit_the_format(self) -> Self:
+        if self.window_stride > self.window_tokens:
+            raise ValueError(
+                f"window_stride ({self.window_stride}) must not exceed window_tokens ({self.window_tokens}), "
+                "or parts of long answers would never be read"
+            )
+        if self.excluded_categories and not self.format.startswith("llama-guard"):
+            raise ValueError(f"excluded_categories is a Llama Guard option; format {self.format} has none")
+        if self.policies is not None and self.format != "shieldgemma":
+            raise ValueError(f"policies is a ShieldGemma option; format {self.format} has none")
+        if self.policies is not None and (not self.policies or len(set(self.policies)) != len(self.policies)):
+            raise ValueError(f"policies must name each of {', '.join(SHIELDGEMMA_POLICIES)} at most once, at least one")
+        return self
+
+
+class CascadeConfig(_Strict):
+    """Two detectors in turn: ``first`` decides every pair it scores outside ``band``; the pairs it scores inside
+    the band (bounds included) go to ``second``, whose score is theirs. Each verdict says which one decided."""
+
+    kind: Literal["cascade"] = "cascade"
+    first: AnyDetectorConfig = Field(description="The cheap detector that sees every pair (e.g. the default).")
+    second: AnyDetectorConfig = Field(description="The detector for the uncertain pairs (e.g. a guard LM).")
+    band: Annotated[list[float], Field(min_length=2, max_length=2)] = Field(
+        description="[low, high]: the first detector's scores that are sent on to the second."
+    )
+
+    @field_validator("band")
+    @classmethod
+    def _ordered_probabilities(cls, band: list[float]) -> list[float]:
+        low, high = band
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError("must be [low, high] with 0 <= low <= high <= 1")
+        return band
+
+
 def _detector_kind(value: Any) -> str:
     """The tag of a detector config: its ``kind``, where a mapping without one is a classifier."""
     kind = value.get("kind", "classifier") if isinstance(value, Mapping) else getattr(value, "kind", None)
@@ -214,14 +292,26 @@ def _detector_kind(value: Any) -> str:
 
 
 AnyDetectorConfig = Annotated[
-    Annotated[DetectorConfig, Tag("classifier")] | Annotated[RemoteDetectorConfig, Tag("remote")],
+    Annotated[DetectorConfig, Tag("classifier")]
+    | Annotated[RemoteDetectorConfig, Tag("remote")]
+    | Annotated[GuardLMConfig, Tag("guard_lm")]
+    | Annotated[CascadeConfig, Tag("cascade")],
     Discriminator(
         _detector_kind,
         custom_error_type="detector_kind",
-        custom_error_message="detector `kind` must be 'classifier' (the default) or 'remote'",
+        custom_error_message="detector `kind` must be 'classifier' (the default), 'remote', 'guard_lm' or 'cascade'",
     ),
 ]
 """Every detector kind; a config without ``kind`` is a classifier."""
+
+CascadeConfig.model_rebuild()
+
+
+def cascades(config: AnyDetectorConfig) -> list[CascadeConfig]:
+    """Every cascade in a detector config, outermost first (a cascade's detectors may be cascades)."""
+    if not isinstance(config, CascadeConfig):
+        return []
+    return [config, *cascades(config.first), *cascades(config.second)]
 
 
 class BatchingConfig(_Strict):
@@ -312,6 +402,17 @@ class ProtectorConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _threshold_inside_every_band(self) -> Self:
+        for cascade in cascades(self.detector):
+            low, high = cascade.band
+            if not low <= self.threshold <= high:
+                raise ValueError(
+                    f"threshold {self.threshold:g} lies outside the cascade's band [{low:g}, {high:g}]: the first "
+                    "detector alone would decide the pairs nearest the threshold; widen the band to contain it"
+                )
+        return self
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Validate a mapping; a top-level ``preset`` key starts from that preset and overrides it."""
@@ -374,11 +475,16 @@ class ProtectorConfig(_Strict):
 
 def _beside(data: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """``data`` with each model's relative ``source`` and ``adapter`` made absolute where they exist in ``folder``;
-    others are left as written (hub ids, or paths relative to the working directory)."""
+    others are left as written (hub ids, or paths relative to the working directory). A cascade's detectors too."""
     data = dict(data)
-    for section in ("detector", "rewriter"):
+    for section in ("detector", "rewriter", "first", "second"):
         part = data.get(section)
-        if not isinstance(part, Mapping) or not isinstance(part.get("model"), Mapping):
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("kind") == "cascade":
+            data[section] = _beside(part, folder)
+            continue
+        if not isinstance(part.get("model"), Mapping):
             continue
         model = dict(part["model"])
         for key in ("source", "adapter"):

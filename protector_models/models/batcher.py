@@ -2,11 +2,11 @@
 
 A :class:`MicroBatcher` wraps any :class:`~protector_models.interfaces.Detector` and is one itself. Each call is
 queued; a worker thread takes the oldest call, waits at most ``max_wait_ms`` (counted from that call's arrival)
-for others to join until ``max_batch_size`` pairs are gathered, scores them all in one ``detector.score`` call,
-and hands each caller its own scores, in its own order. A call larger than ``max_batch_size`` goes alone. When a
-batch fails, every call in it (and no other) gets the error. One worker by default; with ``workers`` > 1,
-several batches are scored at once (CPU cores each running a pass, or a GPU pass overlapping the next
-batch's tokenisation).
+for others to join until ``max_batch_size`` pairs are gathered, scores them all in one ``detector.score`` call
+(``judge`` where the detector has it), and hands each caller its own scores or judgements, in its own order. A
+call larger than ``max_batch_size`` goes alone. When a batch fails, every call in it (and no other) gets the error.
+One worker by default; with ``workers`` > 1, several batches are scored at once (CPU cores each running a pass, or
+a GPU pass overlapping the next batch's tokenisation).
 
 The workers hold no reference to the batcher: a batcher that is garbage-collected, closed, or alive at
 interpreter exit stops its workers after the calls already queued.
@@ -22,13 +22,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Self
 
 from protector_models.config.schema import BatchingConfig
 from protector_models.errors import ModelRuntimeError
-from protector_models.interfaces import Detector
+from protector_models.interfaces import Detector, Judgement, judge_with
 from protector_models.pairs import Pair
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ BatchObserver = Callable[[BatchStats], None]
 @dataclass(slots=True)
 class _Call:
     pairs: Sequence[Pair]
-    future: Future[list[float]]
+    future: Future[list[Judgement]]
     arrived: float = field(default_factory=time.monotonic)
 
 
@@ -104,7 +105,11 @@ class MicroBatcher:
     def submit(self, pairs: Sequence[Pair], *, timeout: float | None = None) -> Future[list[float]]:
         """Queue ``pairs``; the future gives their scores. Waits up to ``timeout`` seconds (None: as long as it
         takes, 0: not at all) for room in the queue, then fails with :class:`ModelRuntimeError`."""
-        future: Future[list[float]] = Future()
+        return _scores_of(self.submit_judgements(pairs, timeout=timeout))
+
+    def submit_judgements(self, pairs: Sequence[Pair], *, timeout: float | None = None) -> Future[list[Judgement]]:
+        """:meth:`submit`, whose future gives judgements: scores with categories and who decided."""
+        future: Future[list[Judgement]] = Future()
         if not pairs:
             future.set_result([])
             return future
@@ -127,11 +132,19 @@ class MicroBatcher:
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
         """Scores for ``pairs``, computed in a batch shared with concurrent callers."""
-        return self.submit(pairs).result()
+        return [judgement.score for judgement in self.judge(pairs)]
+
+    def judge(self, pairs: Sequence[Pair]) -> list[Judgement]:
+        """Judgements (scores, categories, who decided) for ``pairs``, in a batch shared with concurrent callers."""
+        return self.submit_judgements(pairs).result()
 
     async def ascore(self, pairs: Sequence[Pair]) -> list[float]:
         """:meth:`score` for asyncio: no thread waits; a full queue fails at once rather than block the loop."""
-        return await asyncio.wrap_future(self.submit(pairs, timeout=0))
+        return [judgement.score for judgement in await self.ajudge(pairs)]
+
+    async def ajudge(self, pairs: Sequence[Pair]) -> list[Judgement]:
+        """:meth:`judge` for asyncio, as :meth:`ascore`."""
+        return await asyncio.wrap_future(self.submit_judgements(pairs, timeout=0))
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Serve the calls already queued, then stop the worker (waiting up to ``timeout`` seconds for it)."""
@@ -156,6 +169,29 @@ class MicroBatcher:
         self._workers = self._start_workers()
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _stop_workers, self._queue, self._workers)
+
+
+def _scores_of(judged: Future[list[Judgement]]) -> Future[list[float]]:
+    """A future of the scores of ``judged``'s judgements; cancelling it cancels ``judged`` (while still queued)."""
+    scored: Future[list[float]] = Future()
+
+    def settle(done: Future[list[Judgement]]) -> None:
+        if done.cancelled():
+            scored.cancel()
+            return
+        with suppress(InvalidStateError):  # the caller cancelled ``scored`` meanwhile
+            if (error := done.exception()) is not None:
+                scored.set_exception(error)
+            else:
+                scored.set_result([judgement.score for judgement in done.result()])
+
+    def forward_cancel(outer: Future[list[float]]) -> None:
+        if outer.cancelled():
+            judged.cancel()
+
+    scored.add_done_callback(forward_cancel)
+    judged.add_done_callback(settle)
+    return scored
 
 
 def _stop_workers(
@@ -225,9 +261,9 @@ def _run(batch: list[_Call], detector: Detector, observers: list[BatchObserver])
     started = time.perf_counter()
     failed = False
     try:
-        scores = detector.score(pairs)
-        if len(scores) != len(pairs):
-            raise ModelRuntimeError(f"detector returned {len(scores)} scores for {len(pairs)} pairs")
+        judgements = judge_with(detector, pairs)
+        if len(judgements) != len(pairs):
+            raise ModelRuntimeError(f"detector returned {len(judgements)} scores for {len(pairs)} pairs")
     except BaseException as error:  # every caller of this batch gets the error; the worker carries on
         failed = True
         for call in live:
@@ -235,7 +271,7 @@ def _run(batch: list[_Call], detector: Detector, observers: list[BatchObserver])
     else:
         start = 0
         for call in live:
-            call.future.set_result(list(scores[start : start + len(call.pairs)]))
+            call.future.set_result(list(judgements[start : start + len(call.pairs)]))
             start += len(call.pairs)
     stats = BatchStats(len(live), len(pairs), time.perf_counter() - started, failed)
     for observer in observers:

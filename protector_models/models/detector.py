@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
-from functools import partial
 from typing import Literal, Self
 
 import numpy as np
@@ -18,6 +16,7 @@ from protector_models.errors import ModelRuntimeError
 from protector_models.interfaces import Detector as Detector  # re-exported: the protocol's former home
 from protector_models.models.batching import filled_mask, length_sorted_batches, pad_rows, prefetched
 from protector_models.models.loading import load_sequence_classifier
+from protector_models.models.passes import PaddedBatch, run_in_parts
 from protector_models.models.templates import resolve_detector_template
 from protector_models.models.windows import CHUNK_CHARS, PairEncoder, Window, WindowSpec
 from protector_models.pairs import Pair
@@ -105,7 +104,7 @@ class ClassifierDetector:
     def _scores(self, windows: Iterator[Window], count: int, *, prefetch: bool) -> list[float]:
         """The highest probability over the windows of each owner ``0 .. count - 1``."""
         device = self.device
-        batches: Generator[_Batch, None, None] = self._batches(windows, pin=device.type == "cuda")
+        batches: Generator[PaddedBatch, None, None] = self._batches(windows, pin=device.type == "cuda")
         depth = self._prefetch_depth(device)
         if depth and prefetch:
             batches = prefetched(batches, depth)  # one batch's worth is built in line: a thread would cost more
@@ -133,39 +132,20 @@ class ClassifierDetector:
         harmful = torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1 else torch.softmax(logits, -1)[:, 1]
         return (1.0 - harmful if self.invert else harmful), torch.isfinite(logits).all()
 
-    def _score_batch(self, batch: _Batch, scores: torch.Tensor, finite: torch.Tensor, limit: int | None) -> int | None:
-        """Fold one batch into ``scores`` (max per owner) and ``finite``; returns the row limit for later batches.
+    def _score_batch(
+        self, batch: PaddedBatch, scores: torch.Tensor, finite: torch.Tensor, limit: int | None
+    ) -> int | None:
+        """Fold one batch into ``scores`` (max per owner) and ``finite``; returns the row limit for later batches
+        (a batch that runs out of device memory is halved and retried, see :func:`run_in_parts`)."""
 
-        A batch that runs out of device memory is halved and retried, down to one row; the smaller size is kept
-        for the rest of the call. One row that does not fit is a :class:`ModelRuntimeError`.
-        """
-        rows = batch.rows
-        step = rows if limit is None else min(rows, limit)
-        start = 0
-        while start < rows:
-            part = batch.slice(start, start + step)
-            try:
-                part = part.to(scores.device)
-                probabilities, ok = self._forward(part.features)
-            except _OUT_OF_MEMORY as error:
-                if step == 1:
-                    raise ModelRuntimeError(
-                        f"the detector ran out of device memory on a single input of {part.width} tokens; use a "
-                        "smaller max_length, a lower-precision dtype, or a device with more memory"
-                    ) from error
-                failed = True
-            else:
-                failed = False
-            if failed:  # outside `except`: the traceback and the activations it holds are gone
-                step = limit = step // 2
-                _release_cached_memory(scores.device)
-                continue
+        def fold(part: PaddedBatch) -> None:
+            probabilities, ok = self._forward(part.features)
             scores.scatter_reduce_(0, part.owners, probabilities, reduce="amax")
-            finite &= ok
-            start += step
-        return limit
+            finite.logical_and_(ok)
 
-    def _batches(self, windows: Iterator[Window], *, pin: bool) -> Generator[_Batch, None, None]:
+        return run_in_parts(batch, scores.device, limit, fold)
+
+    def _batches(self, windows: Iterator[Window], *, pin: bool) -> Generator[PaddedBatch, None, None]:
         """Padded CPU batches of windows, length-sorted a bounded number of windows at a time."""
         for group in _bounded(windows, self.batch_size * _BATCHES_IN_FLIGHT):
             lengths = [len(window.input_ids) for window in group]
@@ -173,7 +153,7 @@ class ClassifierDetector:
                 batch = self._pad([group[i] for i in chunk])
                 yield batch.pinned() if pin else batch
 
-    def _pad(self, windows: Sequence[Window]) -> _Batch:
+    def _pad(self, windows: Sequence[Window]) -> PaddedBatch:
         side = self.tokenizer.padding_side
         input_ids = pad_rows([w.input_ids for w in windows], self.tokenizer.pad_token_id, side)
         lengths = np.fromiter((len(w.input_ids) for w in windows), dtype=np.int64, count=len(windows))
@@ -183,43 +163,12 @@ class ClassifierDetector:
         }
         if self.encoder.uses_token_types:
             features["token_type_ids"] = pad_rows([w.token_type_ids for w in windows], 0, side)
-        return _Batch(features, torch.tensor([w.owner for w in windows], dtype=torch.long))
+        return PaddedBatch(features, torch.tensor([w.owner for w in windows], dtype=torch.long))
 
     def _prefetch_depth(self, device: torch.device) -> int:
         if self.prefetch_batches is not None:
             return self.prefetch_batches
         return 0 if device.type == "cpu" else _ACCELERATOR_PREFETCH
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """Padded model inputs of some windows, and the pair each row belongs to."""
-
-    features: dict[str, torch.Tensor]
-    owners: torch.Tensor
-
-    @property
-    def rows(self) -> int:
-        return int(self.owners.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.features["input_ids"].shape[1])
-
-    def slice(self, start: int, stop: int) -> _Batch:
-        if start == 0 and stop >= self.rows:
-            return self
-        return _Batch({k: v[start:stop] for k, v in self.features.items()}, self.owners[start:stop])
-
-    def pinned(self) -> _Batch:
-        """In page-locked memory, so copies to a CUDA device run asynchronously."""
-        return _Batch({k: v.pin_memory() for k, v in self.features.items()}, self.owners.pin_memory())
-
-    def to(self, device: torch.device) -> _Batch:
-        if device.type == "cpu":
-            return self
-        move = partial(torch.Tensor.to, device=device, non_blocking=device.type == "cuda")  # from pinned memory
-        return _Batch({k: move(v) for k, v in self.features.items()}, move(self.owners))
 
 
 _BATCHES_IN_FLIGHT = 16
@@ -228,14 +177,6 @@ _BATCHES_IN_FLIGHT = 16
 _ACCELERATOR_PREFETCH = 3
 """Batches built ahead of the model on an accelerator. On the CPU batches are built in line: the model has every
 core, and tokenising and padding are about 1% of its time, so a thread only competes with it."""
-
-_OUT_OF_MEMORY: tuple[type[BaseException], ...] = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
-
-
-def _release_cached_memory(device: torch.device) -> None:
-    """After an out-of-memory error: give cached blocks back, so the smaller retry can use them."""
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def _bounded(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:

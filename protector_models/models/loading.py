@@ -24,6 +24,7 @@ from safetensors import safe_open
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    AutoModelForImageTextToText,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -153,9 +154,13 @@ def load_sequence_classifier(spec: ModelSpec, *, allow_untrained_head: bool = Fa
     return _load(AutoModelForSequenceClassification, source, spec, extra, allow_missing=allow_untrained_head)
 
 
-def load_causal_lm(spec: ModelSpec) -> LoadedModel:
-    """A causal LM for rewriting, its tokenizer padding on the left for batched generation."""
-    loaded = _load(AutoModelForCausalLM, resolve_source(spec.source, spec.revision, spec.sha256), spec, {})
+def load_causal_lm(spec: ModelSpec, *, image_text: bool = False) -> LoadedModel:
+    """A causal LM (for rewriting, or a guard LM), its tokenizer padding on the left for batched generation.
+
+    ``image_text``: the checkpoint is an image-text-to-text model (Llama Guard 4), loaded whole and given text only.
+    """
+    auto_class = AutoModelForImageTextToText if image_text else AutoModelForCausalLM
+    loaded = _load(auto_class, resolve_source(spec.source, spec.revision, spec.sha256), spec, {})
     loaded.tokenizer.padding_side = "left"
     return loaded
 
