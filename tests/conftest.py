@@ -10,7 +10,16 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
 from protector_models import Protector
-from protector_models.testing import save_tiny_causal_lm, train_fixed_detoxifier, train_keyword_detector
+from protector_models.models.guard_lm import LlamaGuard3
+from protector_models.testing import (
+    save_tiny_causal_lm,
+    train_fixed_detoxifier,
+    train_keyword_detector,
+    train_tiny_llama_guard,
+)
+
+TINY_GUARD_CATEGORIES = [f"S{i}" for i in range(2, 15) if i != 10]
+"""Left out of the tiny Llama Guard's prompt (it lists S1 and S10): shorter prompts, faster tests."""
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +50,23 @@ def protector(detector_config: dict) -> Protector:
 def fixed_detoxifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny causal LM fine-tuned to answer "I cannot help." to anything (full fine-tune, a few seconds)."""
     return train_fixed_detoxifier(tmp_path_factory.mktemp("fixed-detoxifier"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_guard_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama in Llama Guard 3's format (S1 and S10 listed) taught to write the code S10 after ``unsafe``."""
+    return train_tiny_llama_guard(tmp_path_factory.mktemp("tiny-llama-guard"), LlamaGuard3(TINY_GUARD_CATEGORIES))
+
+
+@pytest.fixture
+def guard_config(tiny_llama_guard_dir: Path) -> dict:
+    """A protector config dict around the tiny Llama Guard (categories for every pair it scores 0.3 or more)."""
+    model = {"source": str(tiny_llama_guard_dir), "max_length": 1024}
+    detector = {
+        "kind": "guard_lm",
+        "format": "llama-guard-3",
+        "model": model,
+        "excluded_categories": TINY_GUARD_CATEGORIES,
+        "category_threshold": 0.3,
+    }
+    return {"detector": detector, "threshold": 0.5}
