@@ -123,6 +123,8 @@ def verdict_of(result: Result, question: Question, answer: Answer, threshold: fl
         "harm_score": result.harm_score,
         "flagged": result.flagged,
         "action": result.action,
+        "categories": dict(result.categories),
+        "decided_by": result.decided_by,
         "changed": result.changed,
         "checked": result.checked,
         "error": result.error,

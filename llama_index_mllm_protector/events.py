@@ -7,6 +7,7 @@ from typing import Literal
 
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events import BaseEvent
+from pydantic import Field
 
 from protector_models import Result
 
@@ -19,7 +20,8 @@ class ProtectorVerdictEvent(BaseEvent):
     """The protector's verdict on one retrieved node or one final answer.
 
     ``answer`` is the text that was checked and ``output`` what was passed on (equal unless it was replaced);
-    ``action`` is what happened to it (the result's action, or ``drop`` for a node the postprocessor dropped).
+    ``action`` is what happened to it (the result's action, or ``drop`` for a node the postprocessor dropped);
+    ``categories`` are those a guard LM named (empty for a classifier), ``decided_by`` a cascade's deciding detector.
     The event carries the span id of the LlamaIndex span it was dispatched in (a query, a chat turn, a
     postprocessor run), so handlers can tie it to the rest of the trace.
     """
@@ -33,6 +35,8 @@ class ProtectorVerdictEvent(BaseEvent):
     action: str
     checked: bool
     error: str | None = None
+    categories: dict[str, bool | float] = Field(default_factory=dict)
+    decided_by: str | None = None
     node_id: str | None = None
     images: int = 0
 
@@ -63,6 +67,8 @@ def dispatch_verdicts(
                 action=label(result) if label else result.action,
                 checked=result.checked,
                 error=result.error,
+                categories=dict(result.categories),
+                decided_by=result.decided_by,
                 node_id=node_ids[index] if node_ids else None,
                 images=images[index] if images else 0,
             )

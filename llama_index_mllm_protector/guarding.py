@@ -61,6 +61,8 @@ def verdict_metadata(result: Result, **extra: Any) -> dict[str, Any]:
         "harm_score": result.harm_score,
         "flagged": result.flagged,
         "action": result.action,
+        "categories": dict(result.categories),
+        "decided_by": result.decided_by,
         "checked": result.checked,
         "changed": result.changed,
         "error": result.error,

@@ -70,3 +70,18 @@ def guard_config(tiny_llama_guard_dir: Path) -> dict:
         "category_threshold": 0.3,
     }
     return {"detector": detector, "threshold": 0.5}
+
+
+@pytest.fixture
+def cascade_config(detector_config: dict, guard_config: dict) -> dict:
+    """The keyword classifier first; the pairs it scores within [0, 0.6] (its benign ones) go to the tiny Llama
+    Guard, which names the category S10 for every pair it sees."""
+    band = [0.0, 0.6]
+    return {
+        "detector": {
+            "kind": "cascade",
+            "first": detector_config["detector"],
+            "second": guard_config["detector"],
+            "band": band,
+        }
+    }

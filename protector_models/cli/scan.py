@@ -7,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from tqdm.auto import tqdm
@@ -52,6 +52,9 @@ class _Tally:
     causes: dict[str, int] = field(default_factory=dict)
     """Why a model failed, each distinct message once, with how many records it left unchecked."""
     harmful_under_raise: list[int] = field(default_factory=list)
+    decided: int = 0
+    """Records a cascade decided; of them, ``escalated`` went to its second detector."""
+    escalated: int = 0
 
 
 def scan(
@@ -103,7 +106,13 @@ def scan(
     used = f"config {config}" if config else f"preset {preset or 'default'}"
     typer.echo(
         f"scanned {len(records)} records with {used} (threshold {built.threshold:g}): {len(tally.flagged)} flagged, "
-        f"{len(tally.unchecked)} unchecked, {len(skipped)} skipped; {rate:.1f} pairs/s",
+        f"{len(tally.unchecked)} unchecked, {len(skipped)} skipped; {rate:.1f} pairs/s"
+        + (
+            f"; cascade: {tally.escalated} of {tally.decided} ({100 * tally.escalated / tally.decided:.1f}%) sent on "
+            "to the second detector"
+            if tally.decided
+            else ""
+        ),
         err=True,
     )
     if _on_terminal():
@@ -213,8 +222,21 @@ def _guard(protector: Protector, records: list[ScanRecord], sink: IO[str]) -> _T
                 cause = result.error or "unknown error"
                 tally.causes[cause] = tally.causes.get(cause, 0) + 1
             score = None if result.harm_score is None else round(result.harm_score, 6)
-            flagged = result.flagged and result.checked
-            verdict = {"harm_score": score, "flagged": flagged, "action": result.action, "output": result.output}
+            verdict: dict[str, Any] = {
+                "harm_score": score,
+                "flagged": result.flagged and result.checked,
+                "action": result.action,
+                "output": result.output,
+            }
+            if result.categories:
+                verdict["harm_categories"] = {
+                    name: level if isinstance(level, bool) else round(level, 6)
+                    for name, level in result.categories.items()
+                }
+            if result.decided_by is not None:
+                verdict["decided_by"] = result.decided_by
+                tally.decided += 1
+                tally.escalated += result.decided_by.startswith("second")
             sink.write(result_line(record, verdict))
     progress.close()
     if tally.harmful_under_raise:

@@ -16,7 +16,8 @@ from protector_models.data.labelled import BOM, check_json_lines, missing_answer
 from protector_models.errors import InvalidInputError
 from protector_models.pairs import Pair, text_problem
 
-OUTPUT_FIELDS = ("harm_score", "flagged", "action", "output")
+OUTPUT_FIELDS = ("harm_score", "flagged", "action", "output", "harm_categories", "decided_by")
+"""Fields scan writes (the last two only from a guard LM or a cascade): an input record must not have them."""
 _JSON_SPACE = " \t\r\n"
 
 

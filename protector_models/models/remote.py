@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from protector_models.config.schema import RemoteDetectorConfig, describe_validation_error
 from protector_models.errors import ConfigError, ModelRuntimeError, shown
+from protector_models.interfaces import Judgement
 from protector_models.models.api_keys import api_key_from_env
 from protector_models.pairs import Pair
 
@@ -73,13 +74,17 @@ class RemoteDetector:
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
         """P(harmful) per pair, from the service, in input order (``batch_size`` pairs per request)."""
-        scores: list[float] = []
+        return [judgement.score for judgement in self.judge(pairs)]
+
+    def judge(self, pairs: Sequence[Pair]) -> list[Judgement]:
+        """:meth:`score` with the categories and the deciding cascade detector the service reports."""
+        judgements: list[Judgement] = []
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start : start + self.batch_size]
-            scores.extend(
-                self._scores(self._post([{"question": p.question, "answer": p.answer} for p in chunk]), chunk)
+            judgements.extend(
+                self._judgements(self._post([{"question": p.question, "answer": p.answer} for p in chunk]), chunk)
             )
-        return scores
+        return judgements
 
     def close(self) -> None:
         """Close the pooled connections; later calls fail."""
@@ -112,11 +117,11 @@ class RemoteDetector:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _scores(reply: Any, pairs: Sequence[Pair]) -> list[float]:
+    def _judgements(reply: Any, pairs: Sequence[Pair]) -> list[Judgement]:
         results = reply.get("results") if isinstance(reply, dict) else None
         if not isinstance(results, list) or len(results) != len(pairs):
             raise ModelRuntimeError(f"remote detector replied without one result per pair: {shown(reply)}")
-        scores = []
+        judgements = []
         for index, item in enumerate(results):
             score = item.get("harm_score") if isinstance(item, dict) else None
             if not (isinstance(item, dict) and item.get("checked") is True):
@@ -124,8 +129,15 @@ class RemoteDetector:
                 raise ModelRuntimeError(f"remote detector could not check pair {index}: {reason or shown(item)}")
             if isinstance(score, bool) or not isinstance(score, int | float) or not 0.0 <= score <= 1.0:
                 raise ModelRuntimeError(f"remote detector gave pair {index} no score in [0, 1]: {shown(score)}")
-            scores.append(float(score))
-        return scores
+            categories, decided_by = item.get("categories", {}), item.get("decided_by")
+            if not isinstance(categories, dict) or not all(
+                isinstance(level, int | float) for level in categories.values()
+            ):
+                raise ModelRuntimeError(f"remote detector gave pair {index} categories that are not names with numbers")
+            if decided_by is not None and not isinstance(decided_by, str):
+                raise ModelRuntimeError(f"remote detector gave pair {index} a decided_by that is no name")
+            judgements.append(Judgement(float(score), categories, decided_by))
+        return judgements
 
 
 def _reply(response: httpx.Response, where: str) -> Any:

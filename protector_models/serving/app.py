@@ -86,6 +86,7 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
             metrics.observe_verdicts("/v1/check", [(False, False)] * len(request.pairs))
             raise
         metrics.observe_verdicts("/v1/check", ((v.flagged, v.checked) for v in verdicts))
+        metrics.observe_deciders("/v1/check", (v.decided_by for v in verdicts))
         return CheckResponse(results=[VerdictOut.of(verdict) for verdict in verdicts], threshold=threshold)
 
     @app.post("/v1/protect", response_model=ProtectResponse)
@@ -100,6 +101,7 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
             metrics.observe_verdicts("/v1/protect", [(False, False)] * len(request.pairs))
             raise
         metrics.observe_verdicts("/v1/protect", ((r.flagged, r.checked) for r in results))
+        metrics.observe_deciders("/v1/protect", (r.decided_by for r in results))
         return ProtectResponse(results=[ResultOut.of_result(result) for result in results], threshold=threshold)
 
     @app.get("/healthz", response_model=Health)

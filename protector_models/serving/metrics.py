@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterable
 
@@ -47,6 +48,12 @@ class ServiceMetrics:
             ["endpoint"],
             registry=self.registry,
         )
+        self.decided = Counter(
+            "mllm_protector_decided",
+            "Pairs a cascade decided, by endpoint and by the detector that decided (first, second).",
+            ["endpoint", "by"],
+            registry=self.registry,
+        )
         self.batch_pairs = Histogram(
             "mllm_protector_batch_pairs",
             "Pairs per detector call of the micro-batcher.",
@@ -79,6 +86,11 @@ class ServiceMetrics:
         self.pairs.labels(endpoint).inc(total)
         self.flagged.labels(endpoint).inc(flagged)
         self.unchecked.labels(endpoint).inc(unchecked)
+
+    def observe_deciders(self, endpoint: str, deciders: Iterable[str | None]) -> None:
+        """Count the pairs of one request by the cascade detector that decided them (None: no cascade)."""
+        for by, count in collections.Counter(by for by in deciders if by is not None).items():
+            self.decided.labels(endpoint, by).inc(count)
 
     def observe_batch(self, stats: BatchStats) -> None:
         """A micro-batcher observer: one detector call."""

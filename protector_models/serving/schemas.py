@@ -48,16 +48,27 @@ class ProtectRequest(CheckRequest):
 
 
 class VerdictOut(BaseModel):
-    """One pair's verdict, as :class:`~protector_models.Verdict`: ``harm_score`` is None when it was not scored."""
+    """One pair's verdict, as :class:`~protector_models.Verdict`: ``harm_score`` is None when it was not scored;
+    ``categories`` (a guard LM's: name -> probability or flag) is empty for a classifier; ``decided_by`` names the
+    detector of a cascade that decided."""
 
     harm_score: float | None
     flagged: bool
     checked: bool
     error: str | None
+    categories: dict[str, bool | float] = Field(default_factory=dict)
+    decided_by: str | None = None
 
     @classmethod
     def of(cls, verdict: Verdict) -> VerdictOut:
-        return cls(harm_score=verdict.harm_score, flagged=verdict.flagged, checked=verdict.checked, error=verdict.error)
+        return cls(
+            harm_score=verdict.harm_score,
+            flagged=verdict.flagged,
+            checked=verdict.checked,
+            error=verdict.error,
+            categories=dict(verdict.categories),
+            decided_by=verdict.decided_by,
+        )
 
 
 class CheckResponse(BaseModel):
@@ -80,6 +91,8 @@ class ResultOut(VerdictOut):
             flagged=result.flagged,
             checked=result.checked,
             error=result.error,
+            categories=dict(result.categories),
+            decided_by=result.decided_by,
             action=result.action,
             output=result.output,
         )
