@@ -17,6 +17,10 @@ pairs of (b), and peak host memory (RSS) and device memory. Report ratios, which
 than absolute rates do. ``--vs-float32`` also times the same model in float32 in the same rounds (the speed-up
 of ``--dtype bfloat16`` or ``--quantize int8``); ``--profile`` prints where one-pair calls spend their time.
 
+``--shape llama-guard-3-8b|llama-guard-3-1b|shieldgemma-2b`` times a guard LM of that architecture instead (random
+weights; see ``bench_guard.py``: batched against one pair at a time, and peak memory; ``--layers N`` keeps N
+layers).
+
 ``--shape minilm|mpnet-base|open_llama_3b|llama-2-7b`` times a model of that architecture with RANDOM weights,
 built here (nothing is downloaded): its scores mean nothing, its speed is the real architecture's. Encoders get
 MiniLM's WordPiece tokenizer (from the bundled package); decoders get the same tokenizer with the paper's
@@ -241,26 +245,38 @@ def spread(samples: list[tuple[float, float]]) -> str:
 
 
 def main() -> None:
+    from bench_guard import GUARD_SHAPES
+    from bench_guard import add_options as add_guard_options
+    from bench_guard import run as run_guard
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", default="default")
     source.add_argument("--config", type=Path)
-    source.add_argument("--shape", choices=sorted(SHAPES))
+    source.add_argument("--shape", choices=sorted(SHAPES) + sorted(GUARD_SHAPES))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--quantize", default="none", choices=["none", "int8"])
-    parser.add_argument("--pairs", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--pairs", type=int, help="default 256 (a guard shape: 16)")
+    parser.add_argument("--batch-size", type=int, help="default 32 (a guard shape: 8)")
     parser.add_argument("--max-length", type=int, default=512, help="for --shape (configs carry their own)")
     parser.add_argument("--single-pairs", type=int, help="pairs for (b), one call each (default: all)")
     parser.add_argument("--latency-runs", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, help="default 3 (a guard shape: 2)")
     parser.add_argument("--prefetch", type=int, help="batches built ahead by a thread (default: by device)")
     parser.add_argument("--profile", action="store_true", help="also print a torch.profiler table of (b)'s calls")
     parser.add_argument(
         "--vs-float32", action="store_true", help="also time the same model in float32, in the same rounds"
     )
+    add_guard_options(parser)
     options = parser.parse_args()
+    guard = options.shape in GUARD_SHAPES
+    for name, classifier_default, guard_default in (("pairs", 256, 16), ("batch_size", 32, 8), ("repeats", 3, 2)):
+        if getattr(options, name) is None:
+            setattr(options, name, guard_default if guard else classifier_default)
+    if guard:
+        run_guard(options)
+        return
 
     build = from_shape if options.shape else from_config
     loaded = build(options)

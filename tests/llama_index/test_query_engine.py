@@ -135,6 +135,8 @@ def test_action_pass_annotates_only(index: VectorStoreIndex, protector: Protecto
         "harm_score": None,
         "flagged": True,
         "action": "annotate",
+        "categories": {},
+        "decided_by": None,
         "checked": True,
         "changed": False,
         "error": None,
