@@ -1,5 +1,6 @@
 """On a CUDA device: device and dtype choice, agreement with the CPU, order across batch sizes, one readback per
-call, a batch too big for the device split and retried, batched generation, and both trainers.
+call, a batch too big for the device split and retried, batched generation, both trainers, and the guard LM path
+(bf16 by default, agreement with the CPU, padding and batch sizes, one readback, out-of-memory halving, categories).
 
 Skipped without CUDA; on a GPU machine run them alone with ``pytest -m gpu``.
 """
@@ -18,11 +19,14 @@ import torch
 
 from protector_models import CausalLMRewriter, CausalLMRewriterConfig, Pair, Protector, ProtectorConfig
 from protector_models.models.detector import ClassifierDetector
+from protector_models.models.guard_lm import LlamaGuard3
+from protector_models.models.guard_lm.detector import GuardLMDetector
 from protector_models.models.quantization import quantize_int8
 from protector_models.testing import (
     FIXED_REWRITE,
     save_tiny_causal_lm,
     save_tiny_classifier,
+    save_tiny_guard_lm,
     tiny_bert_tokenizer,
     toy_detox_examples,
     toy_examples,
@@ -227,3 +231,91 @@ def test_int8_is_refused_for_a_model_on_cuda(keyword_detector_dir: Path):
     detector = keyword_detector(keyword_detector_dir, device="cuda")
     with pytest.raises(ValueError, match="runs on the CPU only"):
         quantize_int8(detector.model)
+
+
+def guard_detector(directory: Path, **options: Any) -> GuardLMDetector:
+    model = {"source": str(directory), "max_length": 2048, **options.pop("model", {})}
+    config = {"detector": {"kind": "guard_lm", "format": "llama-guard-3", "model": model, **options}}
+    detector = Protector.from_config(config).detector
+    assert isinstance(detector, GuardLMDetector)
+    return detector
+
+
+@pytest.fixture(scope="module")
+def tiny_guard_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_guard_lm(tmp_path_factory.mktemp("tiny-guard"), LlamaGuard3())
+
+
+def test_a_guard_lm_runs_on_cuda_in_bfloat16_and_agrees_with_the_cpu(tiny_guard_dir: Path):
+    auto = guard_detector(tiny_guard_dir)
+    assert auto.device.type == "cuda"
+    assert next(auto.model.parameters()).dtype in (torch.bfloat16, torch.float16)
+    cpu = guard_detector(tiny_guard_dir, model={"device": "cpu", "dtype": "float32"}).score(PAIRS)
+    cuda = guard_detector(tiny_guard_dir, model={"device": "cuda", "dtype": "float32"}).score(PAIRS)
+    assert cuda == pytest.approx(cpu, abs=1e-4)
+    assert auto.score(PAIRS) == pytest.approx(cpu, abs=0.02)
+
+
+def test_guard_scores_are_the_same_whatever_the_padding_and_batch_size_on_cuda(tiny_guard_dir: Path):
+    reference = guard_detector(tiny_guard_dir, model={"device": "cuda", "dtype": "float32"}, batch_size=1)
+    expected = reference.score(PAIRS[:12])
+    for side in ("left", "right"):
+        for batch_size in (3, 8, 12):
+            detector = guard_detector(
+                tiny_guard_dir, model={"device": "cuda", "dtype": "float32"}, batch_size=batch_size
+            )
+            detector.padding_side = side
+            assert detector.score(PAIRS[:12]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_guard_lm_waits_for_the_device_once_per_call(tiny_guard_dir: Path):
+    detector = guard_detector(tiny_guard_dir, batch_size=4)
+    detector.score(PAIRS[:4])  # warm-up
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            scores = detector.score(PAIRS)  # many batches, no categories
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    assert len(syncs) == 1, [str(w.message) for w in syncs]
+    assert len(scores) == len(PAIRS)
+
+
+def test_a_guard_batch_too_big_for_the_device_is_split_and_retried(tiny_guard_dir: Path):
+    detector = guard_detector(tiny_guard_dir, model={"device": "cuda", "dtype": "float32"}, batch_size=256)
+    rows: list[int] = []
+    detector.model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    pairs = [Pair(f"question {i}", f"answer {i} " + "a long and careful reply " * 40) for i in range(256)]
+    expected = guard_detector(tiny_guard_dir, model={"device": "cuda", "dtype": "float32"}, batch_size=4).score(
+        pairs[:8]
+    )
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(detector.device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, 2**29 / total), detector.device)  # 512 MiB in all
+    try:
+        rows.clear()
+        scores = detector.score(pairs)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, detector.device)
+    assert rows[0] == 256
+    assert min(rows) < 256
+    assert scores[:8] == pytest.approx(expected, abs=1e-4)
+
+
+def test_llama_guard_categories_on_cuda_equal_the_cpu_ones(tiny_llama_guard_dir: Path):
+    from tests.conftest import TINY_GUARD_CATEGORIES
+
+    def judged(device: str) -> list[dict]:
+        detector = guard_detector(
+            tiny_llama_guard_dir,
+            model={"device": device, "dtype": "float32"},
+            excluded_categories=TINY_GUARD_CATEGORIES,
+            category_threshold=0.0,
+        )
+        return [dict(j.categories) for j in detector.judge(PAIRS[:6])]
+
+    assert judged("cuda") == judged("cpu") == [{"S10: Hate": True}] * 6

@@ -187,7 +187,7 @@ class GuardLMDetector:
             logits_to_keep=last,
             use_cache=False,
         ).logits[:, -1, :]
-        pair = logits[:, list(labels)].float()
+        pair = torch.stack([logits[:, labels[0]], logits[:, labels[1]]], -1).float()  # no index copied to the device
         return torch.softmax(pair, -1)[:, 0], torch.isfinite(pair).all()
 
     def _features(self, texts: list[str]) -> dict[str, torch.Tensor]:
