@@ -8,8 +8,9 @@ by deciding the rest alone; then what the cascade costs against the guard alone.
 ``--scores DIR`` reads the first detector's scores that ``benchmarks/quality.py --scores DIR`` wrote (same files,
 same order) instead of scoring again. The cost of a pair through the cascade is the first detector's cost plus,
 for the share sent on, the guard's: against the guard alone, ``share + first_ms / guard_ms``. ``first_ms`` is
-measured in this run (unless ``--scores``); ``--guard-ms`` gives the guard's cost per pair, measured elsewhere (a
-GPU, ``bench_detector.py --shape llama-guard-3-8b``): this script runs no guard LM.
+measured in this run by wall time (unless ``--scores``; ``--first-ms`` sets it); ``--guard-ms`` gives the guard's
+cost per pair, measured elsewhere (a GPU, ``bench_detector.py --shape llama-guard-3-8b``): this script runs no
+guard LM.
 """
 
 from __future__ import annotations
@@ -32,27 +33,31 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, help="the first detector's own (default: its config's)")
     parser.add_argument("--scores", type=Path, help="read FILE.scores.json from here (quality.py --scores)")
     parser.add_argument("--guard-ms", default="", help="guard LM cost per pair, ms (comma-separated values)")
+    parser.add_argument("--first-ms", type=float, help="the first detector's cost per pair, ms (default: measured)")
     options = parser.parse_args()
     bands = [tuple(float(x) for x in band.split(":")) for band in options.bands.split(",")]
     protector = Protector.from_yaml(options.config) if options.config else Protector.from_preset(options.preset)
     threshold = protector.threshold if options.threshold is None else options.threshold
     files: dict[str, tuple[list[LabelledPair], list[float]]] = {}
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     for path in sorted(options.folder.glob("*.jsonl")):
         examples = read_labelled(path)
         if options.scores:
             scores = json.loads((options.scores / f"{path.stem}.scores.json").read_text())
         else:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             scores = [v.harm_score for v in protector.check([(e.question, e.answer) for e in examples])]
             seconds += time.perf_counter() - started
+            cpu_seconds += time.process_time() - cpu_started
         files[path.name] = (examples, scores)
     total = sum(len(examples) for examples, _ in files.values())
-    first_ms = 1000 * seconds / total if seconds else None
+    first_ms = options.first_ms if options.first_ms is not None else 1000 * seconds / total if seconds else None
     source = f"config {options.config}" if options.config else f"preset {options.preset}"
     print(f"first detector: {source}, threshold {threshold:g}; {total} pairs in {len(files)} files")
-    if first_ms is not None:
-        print(f"first detector cost, measured here: {first_ms:.2f} ms/pair")
+    if seconds:
+        cpu_ms = 1000 * cpu_seconds / total
+        wall_ms = 1000 * seconds / total
+        print(f"first detector cost, measured here: {wall_ms:.2f} ms/pair by wall time, {cpu_ms:.2f} by CPU time")
     header = "".join(f"{f'[{low:g}, {high:g}]':>16}" for low, high in bands)
     print(f"\nshare of pairs sent on to the guard (inside the band)\n{'file':28}{header}")
     rows = [*files.items(), ("all", _merged(files))]
