@@ -133,3 +133,15 @@ def test_a_cascade_read_from_yaml_finds_its_models_beside_the_file(tmp_path: Pat
     detector = ProtectorConfig.from_yaml(tmp_path / "protector.yaml").detector
     assert detector.first.model.source == str(tmp_path / "classifier")  # type: ignore[union-attr]
     assert detector.second.second.model.source == str(tmp_path / "classifier")  # type: ignore[union-attr]
+
+
+async def test_the_micro_batcher_keeps_who_decided_and_the_categories(cascade_config: dict):
+    protector = Protector.from_config({**cascade_config, "batching": {"max_batch_size": 8, "max_wait_ms": 1}})
+    with protector:
+        verdicts = protector.check(PAIRS)
+        averdicts = await protector.acheck(PAIRS)
+    assert {v.decided_by for v in verdicts} == {"first", "second"}
+    assert all(v.categories == {"S10: Hate": True} for v in verdicts if v.decided_by == "second")
+    assert [(v.decided_by, dict(v.categories)) for v in averdicts] == [
+        (v.decided_by, dict(v.categories)) for v in verdicts
+    ]
