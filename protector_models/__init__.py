@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 from protector_models.config.presets import PRESETS
 from protector_models.config.schema import (
     BatchingConfig,
+    CascadeConfig,
     CausalLMRewriterConfig,
     DetectorConfig,
+    GuardLMConfig,
     ModelSpec,
     ProtectorConfig,
     RefusalRewriterConfig,
@@ -28,8 +30,9 @@ from protector_models.errors import (
     ModelRuntimeError,
     ProtectorError,
 )
-from protector_models.interfaces import Detector
+from protector_models.interfaces import Detector, Judgement
 from protector_models.models.batcher import MicroBatcher
+from protector_models.models.cascade import CascadeDetector
 from protector_models.models.remote import RemoteDetector
 from protector_models.pairs import Pair, as_pairs
 from protector_models.protector import Protector
@@ -38,28 +41,39 @@ from protector_models.streaming import StreamOutcome, VerifiedStream
 
 if TYPE_CHECKING:
     from protector_models.models.detector import ClassifierDetector
+    from protector_models.models.guard_lm.detector import GuardLMDetector
 
 
 def __getattr__(name: str) -> object:
-    """``ClassifierDetector`` on first use: importing the package loads neither torch nor transformers."""
+    """``ClassifierDetector`` and ``GuardLMDetector`` on first use: importing the package loads neither torch nor
+    transformers."""
     if name == "ClassifierDetector":
         from protector_models.models.detector import ClassifierDetector
 
         return ClassifierDetector
+    if name == "GuardLMDetector":
+        from protector_models.models.guard_lm.detector import GuardLMDetector
+
+        return GuardLMDetector
     raise AttributeError(f"module 'protector_models' has no attribute {name!r}")
 
 
 __all__ = [
     "PRESETS",
     "BatchingConfig",
+    "CascadeConfig",
+    "CascadeDetector",
     "CausalLMRewriter",
     "CausalLMRewriterConfig",
     "ClassifierDetector",
     "ConfigError",
     "Detector",
     "DetectorConfig",
+    "GuardLMConfig",
+    "GuardLMDetector",
     "HarmfulContentError",
     "InvalidInputError",
+    "Judgement",
     "MicroBatcher",
     "ModelLoadError",
     "ModelRuntimeError",

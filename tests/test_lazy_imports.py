@@ -38,3 +38,10 @@ def test_the_trainers_are_still_exported():
     assert training.train_detector is detector.train_detector
     assert training.DetoxifierTrainingArgs is detoxifier.DetoxifierTrainingArgs
     assert detector.DetectorTrainingArgs is training.DetectorTrainingArgs
+
+
+def test_the_guard_lm_detector_is_exported_on_first_use():
+    import protector_models
+    from protector_models.models.guard_lm import detector
+
+    assert protector_models.GuardLMDetector is detector.GuardLMDetector
