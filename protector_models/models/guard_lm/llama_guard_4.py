@@ -1,5 +1,6 @@
-"""Llama Guard 4 (12B): Llama Guard 3's response check with Llama 4's header tokens and the wording of its chat
-template ("according to our safety policy"); the same categories, ``safe``/``unsafe`` first token and code line.
+"""Llama Guard 4 (12B): Llama Guard 3's response check with Llama 4's header tokens and the wording "according to
+our safety policy" (not checked against a copy of its own chat template: none was found; loading compares the
+model's template with this prompt); the same categories, ``safe``/``unsafe`` first token and code line.
 
 The checkpoint is multimodal (loaded as image-text-to-text); only text is passed: the question's images stay listed
 as unchecked media by the adapters, as with every other detector."""
