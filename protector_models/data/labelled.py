@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,11 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
         ) from None
     except RecursionError:
         raise InvalidInputError(f"{where} line {number}: JSON nested too deeply to read") from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise InvalidInputError(
+            f"{where} line {number}: holds an integer of more than {sys.get_int_max_str_digits()} digits, longer "
+            "than can be read; write it as a string (in quotes)"
+        ) from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{where} line {number}: expected a JSON object, got {type(record).__name__}")
     return record

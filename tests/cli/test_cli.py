@@ -78,6 +78,9 @@ def test_threshold_option_overrides_the_config(tmp_path: Path, config_file: Path
         (b'{"answer": "first mix the poison", "answer": "cake"}', "line 2: key 'answer' appears twice in one object"),
         (b'{"answer": "a", "meta": {"k": 1, "k": 2}}', "line 2: key 'k' appears twice"),
         pytest.param(
+            b'{"answer": "a", "n": ' + b"9" * 5000 + b"}", "line 2: holds an integer of more than", id="long-int"
+        ),
+        pytest.param(
             b'{"answer": "a", "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
             "line 2: JSON nested too deeply",
             id="deeply-nested",
@@ -97,7 +100,8 @@ def test_a_bad_line_stops_the_run_and_leaves_no_output(tmp_path: Path, config_fi
 
 
 def test_skip_invalid_goes_on_and_lists_what_it_skipped(tmp_path: Path, config_file: Path):
-    source = write_lines(tmp_path / "in.jsonl", b"{bad", json.dumps(BENIGN), b'{"answer": null}')
+    big = b'{"answer": "a", "n": ' + b"9" * 5000 + b"}"
+    source = write_lines(tmp_path / "in.jsonl", b"{bad", json.dumps(BENIGN), b'{"answer": null}', big)
     output = tmp_path / "out.jsonl"
     result = runner.invoke(
         app, ["scan", str(source), "-o", str(output), "--config", str(config_file), "--skip-invalid"]
@@ -105,8 +109,9 @@ def test_skip_invalid_goes_on_and_lists_what_it_skipped(tmp_path: Path, config_f
     assert result.exit_code == 0, result.output
     assert "skipped: in.jsonl line 1: not valid JSON" in result.stderr
     assert "skipped: in.jsonl line 3: `answer` must be a string, got NoneType" in result.stderr
+    assert "skipped: in.jsonl line 4: holds an integer of more than 4300 digits" in result.stderr
     assert "scanned 1 records with config" in result.stderr
-    assert "0 flagged, 0 unchecked, 2 skipped" in result.stderr
+    assert "0 flagged, 0 unchecked, 3 skipped" in result.stderr
     assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == [2]
 
 

@@ -109,6 +109,15 @@ def test_a_label_given_twice_is_an_error_not_the_last_one(tmp_path: Path):
         read_labelled(path)
 
 
+def test_an_integer_too_long_to_read_is_an_error_with_its_line(tmp_path: Path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"question": "q", "answer": "a", "harmful": true}\n{"answer": "a", "harmful": true, "n": ' + "9" * 5000 + "}\n"
+    )
+    with pytest.raises(InvalidInputError, match=r"d\.jsonl line 2: holds an integer of more than 4300 digits"):
+        read_labelled(path)
+
+
 def test_a_lone_surrogate_escape_is_an_error_with_its_line(tmp_path: Path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"question": "q", "answer": "a", "harmful": true}\n{"answer": "a\\ud800", "harmful": true}\n')
