@@ -177,8 +177,8 @@ def _read(
     """All records, validated before any model loads, so a bad line costs nothing and writes nothing. No record
     at all (an empty input, or every line skipped) is an error: a scan of nothing is a mistake."""
     where = "stdin" if input_path == "-" else Path(input_path).name
-    if input_path == "-":
-        lines = sys.stdin.buffer.read().splitlines(keepends=True)
+    if input_path == "-":  # lines end at LF alone, as in a file: a bare CR is JSON whitespace, not a line end
+        lines = sys.stdin.buffer.readlines()
     else:
         with open_input(Path(input_path)) as handle:
             lines = handle.readlines()

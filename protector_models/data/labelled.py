@@ -154,8 +154,13 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
             "JSON keeps only the last, so the first value would be lost: give each key once"
         ) from None
     except json.JSONDecodeError as error:
+        bare_cr = "\r" in text.rstrip("\r\n")
+        hint = (
+            "; it holds a carriage return (\\r) without a line feed: JSON Lines ends each line with \\n "
+            "(convert old Mac line ends with tr '\\r' '\\n')"
+        )
         raise InvalidInputError(
-            f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno})"
+            f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno}){hint * bare_cr}"
         ) from None
     except RecursionError:
         raise InvalidInputError(f"{where} line {number}: JSON nested too deeply to read") from None

@@ -99,6 +99,19 @@ def test_a_bad_line_stops_the_run_and_leaves_no_output(tmp_path: Path, config_fi
     assert list(tmp_path.glob(".out.jsonl*")) == []
 
 
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_bare_cr_line_ends_are_read_the_same_from_a_file_and_stdin(tmp_path: Path, config_file: Path, via: str):
+    data = (json.dumps(BENIGN) + "\r" + json.dumps(HARMFUL) + "\r").encode()
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(data)
+    where = ["-"] if via == "stdin" else [str(source)]
+    result = runner.invoke(app, ["scan", *where, "-o", "-", "--config", str(config_file)], input=data)
+    assert result.exit_code == 2, result.output
+    assert "line 1: not valid JSON (Extra data" in result.stderr
+    assert "it holds a carriage return (\\r) without a line feed" in result.stderr
+    assert result.stdout == ""
+
+
 def test_skip_invalid_goes_on_and_lists_what_it_skipped(tmp_path: Path, config_file: Path):
     big = b'{"answer": "a", "n": ' + b"9" * 5000 + b"}"
     source = write_lines(tmp_path / "in.jsonl", b"{bad", json.dumps(BENIGN), b'{"answer": null}', big)
