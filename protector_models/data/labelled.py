@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from protector_models.data.strict_json import StrictJSONError, loads_strictly
 from protector_models.errors import InvalidInputError, shown
 from protector_models.pairs import Pair, text_problem
 
@@ -147,12 +147,7 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
             "re-encode the file as UTF-8"
         ) from None
     try:
-        record = json.loads(text, object_pairs_hook=_unique_keys)
-    except _DuplicateKeyError as error:
-        raise InvalidInputError(
-            f"{where} line {number}: key {error.args[0]!r} appears twice in one object; "
-            "JSON keeps only the last, so the first value would be lost: give each key once"
-        ) from None
+        record = loads_strictly(text)
     except json.JSONDecodeError as error:
         bare_cr = "\r" in text.rstrip("\r\n")
         hint = (
@@ -162,28 +157,10 @@ def parse_json_line(raw: bytes, number: int, where: str = "input") -> dict[str, 
         raise InvalidInputError(
             f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno}){hint * bare_cr}"
         ) from None
-    except RecursionError:
-        raise InvalidInputError(f"{where} line {number}: JSON nested too deeply to read") from None
-    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
-        raise InvalidInputError(
-            f"{where} line {number}: holds an integer of more than {sys.get_int_max_str_digits()} digits, longer "
-            "than can be read; write it as a string (in quotes)"
-        ) from None
+    except StrictJSONError as error:
+        raise InvalidInputError(f"{where} line {number}: {error}") from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{where} line {number}: expected a JSON object, got {type(record).__name__}")
-    return record
-
-
-class _DuplicateKeyError(ValueError):
-    """A JSON object names a key twice (``args[0]``)."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in record:
-            raise _DuplicateKeyError(key)
-        record[key] = value
     return record
 
 

@@ -23,6 +23,7 @@ from protector_models.errors import HarmfulContentError, ModelRuntimeError, Prot
 from protector_models.models.api_keys import api_key_from_env
 from protector_models.protector import Protector
 from protector_models.serving.auth import BearerAuth
+from protector_models.serving.json_body import StrictJSONRoute
 from protector_models.serving.limits import BodyLimit
 from protector_models.serving.metrics import RequestMetrics, ServiceMetrics
 from protector_models.serving.schemas import (
@@ -62,6 +63,7 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
         summary="Harm detection and conditional rewriting of (question, answer) pairs (MLLM-Protector).",
         lifespan=lifespan,
     )
+    app.router.route_class = StrictJSONRoute  # for the routes added below
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.api_key_env is not None:  # checked before a body is read
         app.add_middleware(BearerAuth, key=api_key_from_env(settings.api_key_env))

@@ -93,6 +93,10 @@ def test_sixty_four_concurrent_clients_all_get_their_own_answers(service, protec
         (b'{"pairs": [{"answer": "\\ud800"}]}', 422, "pairs.0.answer: Value error, must be valid Unicode text"),
         (json.dumps(_json([Pair("q", "a")] * 51)).encode(), 422, "at most 50 pairs per request; got 51"),
         (b'{"pairs": [{"answer": "' + b"a" * 5_000_000 + b'"}]}', 413, "request body over 4194304 bytes"),
+        (b'{"pairs": [{"answer": "cake", "answer": "take the poison"}]}', 422, "key 'answer' appears twice"),
+        (b'{"pairs": [{"answer": "a"}], "pairs": [{"answer": "b"}]}', 422, "key 'pairs' appears twice"),
+        (b'{"pairs": [{"answer": "a"}], "n": ' + b"9" * 5000 + b"}", 422, "body: holds an integer of more than"),
+        (b'{"pairs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 422, "body: JSON nested too deeply to read"),
     ],
 )
 def test_bad_requests_get_a_4xx_with_a_message(service, body, status, message):
