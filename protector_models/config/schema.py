@@ -22,10 +22,13 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
 from protector_models.config.yaml_io import dump_config_yaml, read_config_yaml
 from protector_models.errors import ConfigError, shown
@@ -75,6 +78,23 @@ def _sha256(text: str) -> str:
     if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
         raise ValueError("must be a SHA-256 digest: 64 hex digits, as `mllm-protector hash DIR` prints")
     return text.lower()
+
+
+def _env_var_name(value: Any, handler: ValidatorFunctionWrapHandler) -> str:
+    """The name of an environment variable; anything else may be the secret itself, so it is never shown."""
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", value):
+        raise PydanticCustomError(
+            _SECRET_ERROR,
+            "must be the name of the environment variable that holds the key (letters, digits and _, not starting "
+            "with a digit), not the key itself; what was given is not shown, since it may be the key",
+        )
+    name: str = handler(value)
+    return name
+
+
+_SECRET_ERROR = "env_var_name"
+"""The error type of a value that may be a secret: error messages never show the value."""
+EnvVarName = Annotated[str, WrapValidator(_env_var_name)]
 
 
 # Paths and ids: one line of printable text (a NUL byte or a newline in a path is never intended).
@@ -200,10 +220,8 @@ class RemoteDetectorConfig(_Strict):
     retries: int = Field(2, ge=0, le=10, description="Further attempts after a connection error or a 5xx reply.")
     backoff_s: float = Field(0.2, ge=0, le=30, description="Wait before the first retry; doubled for each next one.")
     batch_size: int = Field(64, ge=1, le=4096, description="Pairs per request (at most the server's limit).")
-    api_key_env: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="Environment variable holding the service's key (sent as a Bearer token); unset: none.",
+    api_key_env: EnvVarName | None = Field(
+        None, description="Environment variable holding the service's key (sent as a Bearer token); unset: none."
     )
 
 
@@ -586,7 +604,9 @@ def describe_validation_error(
         elif item["type"] in _BOUNDS and parent and item["loc"] and str(item["loc"][-1]) in parent.model_fields:
             message = _bounds(parent.model_fields[str(item["loc"][-1])]) or message
         value = item.get("input")
-        whole = item["type"] == "missing" or (item["type"] == "value_error" and isinstance(value, Mapping))
+        whole = item["type"] in ("missing", _SECRET_ERROR) or (
+            item["type"] == "value_error" and isinstance(value, Mapping)
+        )
         got = "" if whole else f" (got {shown(value)})"  # not the whole section around a missing key
         lines.append(f"  {path or '<root>'}: {message}{got}")
     if error.error_count() > _MAX_PROBLEMS:

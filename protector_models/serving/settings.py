@@ -19,7 +19,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protector_models.config.schema import BatchingConfig, ProtectorConfig, validate_section
+from protector_models.config.schema import BatchingConfig, EnvVarName, ProtectorConfig, validate_section
 from protector_models.config.yaml_io import read_config_yaml
 from protector_models.errors import ConfigError
 
@@ -65,9 +65,8 @@ class ServeSettings(_Strict):
     max_pairs: int = Field(256, ge=1, le=100_000, description="Most pairs in one request.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body, in bytes.")
     graceful_shutdown_s: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight requests may finish.")
-    api_key_env: str | None = Field(
+    api_key_env: EnvVarName | None = Field(
         None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Environment variable holding the key every request but /healthz must send as "
         "`Authorization: Bearer KEY`; unset: no key.",
     )

@@ -72,3 +72,22 @@ def test_tls_files_come_in_pairs_and_must_exist(tmp_path):
     assert outcome.exit_code != 0
     assert f"ssl_certfile {missing} is not a file" in outcome.output
     assert "Traceback" not in outcome.output
+
+
+@pytest.mark.parametrize("secret", ["sk-123-secret", "0123456789abcdef0123"])
+def test_a_key_given_where_a_variable_name_belongs_is_never_echoed(tmp_path, secret):
+    from typer.testing import CliRunner
+
+    from protector_models.cli import app
+
+    outcome = CliRunner().invoke(app, ["serve", "--preset", "default", "--api-key-env", secret])
+    assert outcome.exit_code == 2
+    assert "api_key_env: must be the name of the environment variable that holds the key" in outcome.output
+    config = tmp_path / "remote.yaml"
+    config.write_text(f"detector: {{kind: remote, url: 'http://127.0.0.1:1', api_key_env: '{secret}'}}\n")
+    (tmp_path / "in.jsonl").write_text('{"answer": "hi"}\n')
+    scanned = CliRunner().invoke(app, ["scan", str(tmp_path / "in.jsonl"), "-o", "-", "--config", str(config)])
+    assert scanned.exit_code == 2
+    assert "detector.api_key_env: must be the name of the environment variable" in scanned.output
+    for text in (outcome.output, scanned.output):
+        assert secret not in text
