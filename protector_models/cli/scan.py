@@ -23,8 +23,10 @@ from protector_models.cli.options import (
     build_config,
     fail,
 )
+from protector_models.cli.output import IncompleteOutputError, refuse_overwriting_input, staged_output
+from protector_models.cli.signals import TerminatedError, terminating_unwinds
 from protector_models.data.labelled import open_input
-from protector_models.data.records import ScanRecord, atomic_output, parse_records, result_line
+from protector_models.data.records import ScanRecord, parse_records, result_line
 from protector_models.errors import HarmfulContentError, InvalidInputError, ModelRuntimeError, ProtectorError
 from protector_models.protector import Protector
 
@@ -88,17 +90,22 @@ def scan(
     action: raise, 4 an unchecked record with --fail-on-unchecked.
     """
     try:
-        _check_output(input_path, output)
-        if question_key == answer_key:
-            raise InvalidInputError(f"--question-key and --answer-key must differ, both are {answer_key!r}")
-        built = build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
-        records, skipped = _read(input_path, skip_invalid, question_key, answer_key)
-        protector = Protector.from_config(built).load()
-        started = time.perf_counter()
-        with atomic_output(output) as sink:
-            tally = _guard(protector, records, sink)
+        with terminating_unwinds():  # SIGTERM unwinds like Ctrl-C: no temporary file is left behind
+            refuse_overwriting_input(input_path, output)
+            if question_key == answer_key:
+                raise InvalidInputError(f"--question-key and --answer-key must differ, both are {answer_key!r}")
+            built = build_config(config, preset, threshold=threshold, device=device, batch_size=batch_size)
+            records, skipped = _read(input_path, skip_invalid, question_key, answer_key)
+            protector = Protector.from_config(built).load()
+            started = time.perf_counter()
+            with staged_output(output) as sink:
+                tally = _guard(protector, records, sink)
     except _FlaggedUnderRaiseError as error:
         raise fail(error, code=EXIT_HARMFUL) from None
+    except IncompleteOutputError as error:
+        raise fail(error, code=error.exit_code) from None
+    except TerminatedError as error:
+        raise fail(Exception(f"{error}; nothing was written"), code=128 + error.signum) from None
     except (ProtectorError, OSError) as error:
         raise fail(error) from None
     seconds = time.perf_counter() - started
@@ -149,26 +156,6 @@ def _flagged_lines(flagged: list[tuple[ScanRecord, float | None]]) -> list[str]:
     if len(flagged) > LISTED:
         lines.append(f'  ... and {len(flagged) - LISTED} more ("flagged": true in the output)')
     return lines
-
-
-def _check_output(input_path: str, output: str) -> None:
-    """Refuse an output that would replace the input (its only copy) or that cannot be a file."""
-    if output == "-":
-        return
-    if Path(output).is_dir():
-        raise InvalidInputError(f"-o {output} is a directory; give a file path, e.g. -o {Path(output) / 'out.jsonl'}")
-    if input_path == "-":
-        return
-    try:
-        same = Path(input_path).samefile(output)
-    except OSError:  # either does not exist yet: not the same file
-        return
-    if same:
-        suggestion = Path(output).with_suffix(".scanned.jsonl").name
-        raise InvalidInputError(
-            f"-o {output} is the input file: scan would replace your only copy of it with the results; "
-            f"write them elsewhere, e.g. -o {suggestion}"
-        )
 
 
 def _read(

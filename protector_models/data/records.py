@@ -1,16 +1,11 @@
-"""Reading scan input (JSON Lines of question/answer records) and writing the results back atomically."""
+"""Reading scan input (JSON Lines of question/answer records) and writing each record back with its verdict."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from protector_models.data.labelled import BOM, check_json_lines, missing_answer, parse_json_line
 from protector_models.errors import InvalidInputError
@@ -86,27 +81,3 @@ def result_line(record: ScanRecord, added: dict[str, Any]) -> str:
     if text_problem(fields):  # a lone surrogate in a rewrite or refusal: escape it rather than fail to write
         fields = json.dumps(added)
     return f"{body}, {fields[1:]}\n"
-
-
-@contextmanager
-def atomic_output(path: str) -> Iterator[IO[str]]:
-    """Write through a temporary file, moved into place (or copied to stdout, for ``-``) only on success."""
-    if path == "-":
-        with tempfile.TemporaryFile("w+", encoding="utf-8") as buffer:
-            yield buffer
-            buffer.seek(0)
-            shutil.copyfileobj(buffer, sys.stdout)
-            sys.stdout.flush()
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed or removed
-        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            yield handle
-        Path(handle.name).replace(target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
