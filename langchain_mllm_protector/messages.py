@@ -20,6 +20,10 @@ READ_BLOCKS = frozenset({"text", "tool_call", "tool_call_chunk", "invalid_tool_c
 reasoning, is reported as unchecked in the verdict."""
 
 
+WITHHELD_KWARGS = frozenset({"reasoning_content", "tool_calls", "function_call"})
+"""``additional_kwargs`` a replaced answer loses: the reasoning behind it and the provider's raw tool calls."""
+
+
 @dataclass(frozen=True, slots=True)
 class Question:
     """The text of the user's last turn, and how many images came with it."""
@@ -69,7 +73,8 @@ def question_of(value: Any, *, where: str = "question") -> Question:
 def answer_of(value: Any, *, check_tool_calls: bool = False, where: str = "answer") -> Answer | None:
     """The answer's text; None for a message that only calls tools (passed through untouched by default).
 
-    With ``check_tool_calls`` the calls' names and arguments (JSON) are appended to the text and judged too.
+    With ``check_tool_calls`` the calls' names and arguments (JSON) are appended to the text and judged too, the
+    invalid calls (arguments that did not parse) as well.
     """
     if isinstance(value, str):
         return Answer(value)
@@ -80,7 +85,7 @@ def answer_of(value: Any, *, check_tool_calls: bool = False, where: str = "answe
         )
     text = str(value.text)
     media = tuple(block["type"] for block in value.content_blocks if block["type"] not in READ_BLOCKS)
-    calls = value.tool_calls
+    calls = [*value.tool_calls, *value.invalid_tool_calls]  # an invalid call's args are its raw text
     if calls and check_tool_calls:
         described = "\n".join(json.dumps({"name": c["name"], "args": c["args"]}, sort_keys=True) for c in calls)
         return Answer(f"{text}\n{described}" if text else described, media, with_tool_calls=True)
@@ -99,14 +104,16 @@ def with_output(value: str | AIMessage, result: Result, verdict: dict[str, Any],
 
     A message keeps its class, id and metadata; the verdict goes into ``response_metadata[metadata_key]``.
     A replaced message's content becomes the output text (non-text blocks dropped, and the reasoning a provider
-    put in ``additional_kwargs["reasoning_content"]``) and loses its tool calls: a withheld turn acts on nothing.
+    put in ``additional_kwargs["reasoning_content"]``) and loses its tool calls, also the provider's raw ones in
+    ``additional_kwargs`` (which langchain-openai sends back when ``tool_calls`` is empty): a withheld turn acts
+    on nothing.
     """
     if isinstance(value, str):
         return result.output if result.changed else value
     update: dict[str, Any] = {"response_metadata": {**value.response_metadata, metadata_key: verdict}}
     if result.changed:
         update["content"] = result.output
-        update["additional_kwargs"] = {k: v for k, v in value.additional_kwargs.items() if k != "reasoning_content"}
+        update["additional_kwargs"] = {k: v for k, v in value.additional_kwargs.items() if k not in WITHHELD_KWARGS}
         update["tool_calls"] = []
         update["invalid_tool_calls"] = []
         if isinstance(value, AIMessageChunk):

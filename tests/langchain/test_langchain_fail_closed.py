@@ -138,6 +138,16 @@ def test_a_replaced_answer_loses_its_tool_calls(guard, refusal, cls):
     assert guard.invoke(benign).tool_calls == benign.tool_calls  # a benign turn keeps them
 
 
+def test_a_replaced_answer_loses_the_providers_raw_tool_calls(guard, refusal):
+    raw_call = {"id": "call-1", "type": "function", "function": {"name": "search", "arguments": '{"q": "x"}'}}
+    kwargs = {"tool_calls": [raw_call], "function_call": raw_call["function"], "other": 1}
+    out = guard.invoke(AIMessage(HARMFUL, additional_kwargs=kwargs, id="m1"))
+    assert out.content == refusal
+    assert out.additional_kwargs == {"other": 1}  # langchain-openai would send the raw calls back next turn
+    benign = AIMessage(BENIGN, additional_kwargs=kwargs)
+    assert guard.invoke(benign).additional_kwargs == kwargs
+
+
 @pytest.mark.parametrize("keys", [{"verdict_key": "answer"}, {"verdict_key": "question"}, {"answer_key": "question"}])
 def test_keys_that_would_overwrite_each_other_are_rejected(guard, keys):
     with pytest.raises(ValueError, match="question_key, answer_key and verdict_key must differ"):

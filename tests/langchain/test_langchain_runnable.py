@@ -236,6 +236,23 @@ def test_check_tool_calls_judges_the_arguments(guard, detector, refusal):
     assert out.response_metadata["mllm_protector"]["judged_tool_calls"] is True
 
 
+def test_check_tool_calls_judges_invalid_calls_too(guard, detector, refusal):
+    invalid = {
+        "name": "search",
+        "args": '{"query": "poison',
+        "id": "call-1",
+        "error": "bad JSON",
+        "type": "invalid_tool_call",
+    }
+    message = AIMessage("", invalid_tool_calls=[invalid], id="m1")
+    assert guard.invoke(message) is message  # without check_tool_calls: passed untouched, as valid calls are
+    assert detector.calls == []
+    out = guard.model_copy(update={"check_tool_calls": True}).invoke(message)
+    assert detector.calls[0][0].answer == '{"args": "{\\"query\\": \\"poison", "name": "search"}'
+    assert (out.content, out.invalid_tool_calls, out.id) == (refusal, [], "m1")
+    assert out.response_metadata["mllm_protector"]["checked"] is True
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
