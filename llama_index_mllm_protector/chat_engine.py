@@ -29,7 +29,6 @@ from llama_index_mllm_protector.streams import areplay, replay
 from llama_index_mllm_protector.verified import PENDING, areleased, released, stream_verdict
 from protector_models import (
     ConfigError,
-    HarmfulContentError,
     Pair,
     Protector,
     ProtectorConfig,
@@ -62,9 +61,10 @@ class ProtectedChatEngine(BaseChatEngine):
     ``metadata["mllm_protector"]``. Streams are buffered: the whole answer is checked before anything is
     yielded, then the original chunks (benign) or the replacement (flagged) come out; or, with the protector's
     ``streaming.release: verified``, released as the detector's windows over them pass (the memory then keeps
-    what the user saw when a stream is stopped or left before its end). When an answer is
-    replaced, or raised with ``action="raise"``, the inner engine's memory gets the replacement (the refusal,
-    for ``raise``) too (``repair_history``), so the harmful text is not fed back to the LLM on the next turn.
+    what the user saw when a stream is stopped or left before its end). When an answer is replaced, or raised
+    (``action="raise"``, or a detector failure under ``on_error="raise"``), the inner engine's memory gets the
+    replacement (the refusal, when raised) too (``repair_history``), so a harmful or unchecked text is not fed
+    back to the LLM on the next turn.
     """
 
     def __init__(
@@ -306,8 +306,8 @@ class ProtectedChatEngine(BaseChatEngine):
         kwargs: dict[str, Any] = {"threshold": self.threshold, "action": self.action, "images": [turn.images]}
         try:
             return protect(self._protector, pairs, "response", **kwargs)[0]
-        except HarmfulContentError as error:  # the caller gets the error; the memory must not keep the answer
-            self._repair(self._refused(error))
+        except Exception:  # flagged under raise, or not checked at all: the caller gets the error, not the answer
+            self._replace_in_memory(answer, self._protector.refusal_text)
             raise
 
     async def _acheck(self, turn: UserTurn, answer: str) -> Result:
@@ -315,31 +315,38 @@ class ProtectedChatEngine(BaseChatEngine):
         kwargs: dict[str, Any] = {"threshold": self.threshold, "action": self.action, "images": [turn.images]}
         try:
             return (await aprotect(self._protector, pairs, "response", **kwargs))[0]
-        except HarmfulContentError as error:
-            await self._arepair(self._refused(error))
+        except Exception:
+            await self._areplace_in_memory(answer, self._protector.refusal_text)
             raise
-
-    def _refused(self, error: HarmfulContentError) -> Result:
-        """The raised answer as the memory should keep it: refused."""
-        return replace(error.results[0], output=self._protector.refusal_text)
 
     def _repair(self, result: Result) -> bool | None:
         """Put the replacement into the inner engine's memory; None when nothing was replaced."""
-        if not (result.changed and self.repair_history):
+        if not result.changed:
+            return None
+        return self._replace_in_memory(result.original, result.output)
+
+    async def _arepair(self, result: Result) -> bool | None:
+        if not result.changed:
+            return None
+        return await self._areplace_in_memory(result.original, result.output)
+
+    def _replace_in_memory(self, original: str, output: str) -> bool | None:
+        """Swap the memory's last answer ``original`` for ``output`` (with ``repair_history``; else None)."""
+        if not self.repair_history:
             return None
         memory = memory_of(self._chat_engine)
-        fixed = replace_last_answer(memory.get_all(), result.original, result.output) if memory else None
+        fixed = replace_last_answer(memory.get_all(), original, output) if memory else None
         if memory is None or fixed is None:
             logger.warning(_NOT_REPAIRED)
             return False
         memory.set(fixed)
         return True
 
-    async def _arepair(self, result: Result) -> bool | None:
-        if not (result.changed and self.repair_history):
+    async def _areplace_in_memory(self, original: str, output: str) -> bool | None:
+        if not self.repair_history:
             return None
         memory = memory_of(self._chat_engine)
-        fixed = replace_last_answer(await memory.aget_all(), result.original, result.output) if memory else None
+        fixed = replace_last_answer(await memory.aget_all(), original, output) if memory else None
         if memory is None or fixed is None:
             logger.warning(_NOT_REPAIRED)
             return False

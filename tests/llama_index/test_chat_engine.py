@@ -15,11 +15,18 @@ from llama_index_mllm_protector import (
     ProtectedChatEngine,
     ProtectedStreamingChatResponse,
 )
-from protector_models import ConfigError, HarmfulContentError, InvalidInputError, Pair, Protector
+from protector_models import ConfigError, HarmfulContentError, InvalidInputError, ModelRuntimeError, Pair, Protector
 
 KEY = "mllm_protector"
 BENIGN_ANSWER = "here is some cake and bread, with music "
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+
+
+class FailingDetector:
+    """A detector whose model fails on every call, as one out of memory does."""
+
+    def score(self, pairs: object) -> list[float]:
+        raise RuntimeError("CUDA out of memory")
 
 
 def guarded(protector: Protector, reply: str, **kwargs: object) -> ProtectedChatEngine:
@@ -146,3 +153,19 @@ async def test_action_raise_keeps_the_harmful_answer_out_of_the_memory(protector
     with pytest.raises(HarmfulContentError):
         await call()
     assert last_answer(engine) == protector.refusal_text  # not fed back to the LLM on the next turn
+
+
+@pytest.mark.parametrize("method", ["chat", "achat", "stream_chat", "astream_chat"])
+async def test_a_failing_detector_under_on_error_raise_keeps_the_unchecked_answer_out_of_the_memory(
+    method: str,
+) -> None:
+    failing = Protector(FailingDetector(), on_error="raise", refusal_text="Withheld.")
+    engine = guarded(failing, HARMFUL)
+
+    async def call() -> object:
+        result = getattr(engine, method)(QUESTION)
+        return await result if method.startswith("a") else result
+
+    with pytest.raises(ModelRuntimeError, match="CUDA out of memory"):
+        await call()
+    assert last_answer(engine) == "Withheld."  # the unchecked answer is not fed back to the LLM next turn
