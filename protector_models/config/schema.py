@@ -116,6 +116,21 @@ _LOADER_OPTIONS = {
 }
 """``from_pretrained`` options that the loader sets itself, refused in ``model_kwargs`` and ``tokenizer_kwargs``."""
 
+_HUB_KERNEL_SWITCHES = ("use_kernels", "allow_all_kernels", "kernel_config")
+"""``from_pretrained`` options that load compiled kernels from the Hugging Face hub (the ``kernels`` package)."""
+_KERNEL_NAMES = ("attn_implementation", "experts_implementation")
+"""``from_pretrained`` options whose value may name a hub kernel (``owner/repo``: kernels-community/flash-attn2)."""
+
+
+def _hub_kernel_option(model_kwargs: Mapping[str, Any]) -> str | None:
+    """The ``model_kwargs`` key that would fetch compiled code from the hub, if any."""
+    for key, value in model_kwargs.items():
+        if key in _HUB_KERNEL_SWITCHES and value not in (None, False):
+            return key
+        if key in _KERNEL_NAMES and isinstance(value, str) and "/" in value:
+            return key
+    return None
+
 
 class ModelSpec(_Strict):
     """Where a model comes from and how to load it; the same shape for every model."""
@@ -149,6 +164,16 @@ class ModelSpec(_Strict):
             if key in _LOADER_OPTIONS:
                 raise ValueError(f"{shown(key)} is not allowed here: {_LOADER_OPTIONS[key]}")
         return value
+
+    @model_validator(mode="after")
+    def _hub_kernels_need_trust(self) -> Self:
+        key = None if self.trust_remote_code else _hub_kernel_option(self.model_kwargs)
+        if key is not None:
+            raise ValueError(
+                f"model_kwargs.{key}: {shown(self.model_kwargs[key])} loads a compiled kernel from the Hugging Face "
+                "hub, code that runs unreviewed on this machine; drop it, or set trust_remote_code: true to allow it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _adapter_pins_need_an_adapter(self) -> Self:

@@ -30,6 +30,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.modeling_flash_attention_utils import FLASH_ATTENTION_COMPATIBILITY_MATRIX, FLASH_ATTN_KERNEL_FALLBACK
 from transformers.utils import logging as hf_logging
 
 from protector_models.config.schema import ModelSpec
@@ -187,6 +188,7 @@ def _load(
             use_safetensors=True,
             output_loading_info=True,
             **extra,
+            **_no_hub_kernels(spec),
         )
     untrained = set(info["missing_keys"])
     if adapter_dir is not None:
@@ -209,6 +211,27 @@ def _load(
     if spec.quantize == "int8":
         model = quantize_int8(model)
     return LoadedModel(model=model, tokenizer=tokenizer, device=device)
+
+
+def _no_hub_kernels(spec: ModelSpec) -> dict[str, Any]:
+    """Without ``trust_remote_code``, no compiled kernel comes from the hub: transformers' own kernel mapping is
+    off (``use_kernels=False``; it fetches e.g. RMSNorm and GELU kernels on CUDA), and a flash attention whose
+    package is not installed (transformers would fetch a hub build instead) is refused. Kernels named outright
+    in ``model_kwargs`` are refused by the config's validation."""
+    if spec.trust_remote_code:
+        return {}
+    requested = str(spec.model_kwargs.get("attn_implementation", "")).removeprefix("paged|")
+    version = requested.removeprefix("flash_attention_")
+    if requested in FLASH_ATTN_KERNEL_FALLBACK and version.isdigit():
+        installed = FLASH_ATTENTION_COMPATIBILITY_MATRIX.get(int(version), {}).get("general_availability_check")
+        if installed is None or not installed():
+            raise ModelLoadError(
+                f"model_kwargs.attn_implementation: {requested} needs its flash-attn package, which is not installed "
+                f"here, so transformers would fetch a compiled kernel ({FLASH_ATTN_KERNEL_FALLBACK[requested]}) from "
+                "the Hugging Face hub instead; install the package, drop attn_implementation (sdpa is the default), "
+                "or set trust_remote_code: true to allow hub kernels"
+            )
+    return {"use_kernels": False}
 
 
 def resolve_adapter(spec: ModelSpec) -> str:

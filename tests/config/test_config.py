@@ -216,6 +216,29 @@ def test_threshold_override_errors_stay_short():
     assert len(str(caught.value)) < 400
 
 
+@pytest.mark.parametrize(
+    ("model_kwargs", "key"),
+    [
+        ({"attn_implementation": "kernels-community/flash-attn2"}, "attn_implementation"),
+        ({"attn_implementation": "someone/kernel", "allow_all_kernels": True}, "attn_implementation"),
+        ({"allow_all_kernels": True}, "allow_all_kernels"),
+        ({"use_kernels": True}, "use_kernels"),
+        ({"kernel_config": {"kernel_mapping": {}}}, "kernel_config"),
+        ({"experts_implementation": "someone/moe"}, "experts_implementation"),
+    ],
+)
+def test_hub_kernels_are_refused_unless_remote_code_is_trusted(model_kwargs: dict, key: str):
+    model = {"source": "x", "model_kwargs": model_kwargs}
+    with pytest.raises(
+        ConfigError, match=rf"model_kwargs\.{key}: .* loads a compiled kernel from the Hugging Face hub"
+    ):
+        ProtectorConfig.from_dict({"detector": {"model": model}})
+    trusted = ProtectorConfig.from_dict({"detector": {"model": {**model, "trust_remote_code": True}}})
+    assert trusted.detector.model.model_kwargs == model_kwargs
+    plain = {"attn_implementation": "sdpa", "use_kernels": False}
+    assert ProtectorConfig.from_dict({"detector": {"model": {"source": "x", "model_kwargs": plain}}})
+
+
 @pytest.mark.parametrize("key", ["trust_remote_code", "revision", "dtype", "torch_dtype", "use_safetensors"])
 def test_loader_options_cannot_hide_in_model_kwargs(key: str):
     with pytest.raises(ConfigError, match=rf"detector\.model\.model_kwargs: '{key}' is not allowed here"):

@@ -18,6 +18,7 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 from transformers.utils import hub as transformers_hub
+from transformers.utils import is_flash_attn_2_available
 from transformers.utils import logging as hf_logging
 
 from protector_models import (
@@ -364,3 +365,13 @@ def test_a_source_name_too_long_for_a_path_is_a_load_error(monkeypatch: pytest.M
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="is no local directory"):
         resolve_source("a" * 300, None)
+
+
+def test_no_hub_kernels_load_without_trust_remote_code(tmp_path: Path):
+    source = str(save_tiny_classifier(tmp_path / "m"))
+    assert load_sequence_classifier(ModelSpec(source=source)).model.use_kernels is False  # transformers' default: on
+    if is_flash_attn_2_available():
+        pytest.skip("flash-attn is installed here: flash_attention_2 needs no hub kernel")
+    flash = ModelSpec(source=source, model_kwargs={"attn_implementation": "flash_attention_2"})
+    with pytest.raises(ModelLoadError, match="flash_attention_2 needs its flash-attn package, which is not installed"):
+        load_sequence_classifier(flash)
