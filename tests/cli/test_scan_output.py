@@ -141,6 +141,7 @@ def test_sigterm_during_a_scan_leaves_no_temporary_file(tmp_path: Path):
         remote = {"kind": "remote", "url": url, "timeout_s": 60, "retries": 0}
         scan = child(
             "scan", str(source), "-o", str(tmp_path / "out.jsonl"), "--config", config(tmp_path, remote),
+            "--threshold", "0.5",
             stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -164,7 +165,7 @@ def test_ctrl_c_while_copying_to_a_slow_stdout_stops_between_records_and_says_so
     with running(create_app(protector)) as url:
         remote = {"kind": "remote", "url": url, "timeout_s": 60}
         scan = child(
-            "scan", str(source), "-o", "-", "--config", config(tmp_path, remote),
+            "scan", str(source), "-o", "-", "--config", config(tmp_path, remote), "--threshold", "0.5",
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         assert scan.stdout is not None

@@ -84,7 +84,8 @@ def test_a_key_given_where_a_variable_name_belongs_is_never_echoed(tmp_path, sec
     assert outcome.exit_code == 2
     assert "api_key_env: must be the name of the environment variable that holds the key" in outcome.output
     config = tmp_path / "remote.yaml"
-    config.write_text(f"detector: {{kind: remote, url: 'http://127.0.0.1:1', api_key_env: '{secret}'}}\n")
+    remote = f"{{kind: remote, url: 'http://127.0.0.1:1', api_key_env: '{secret}'}}"
+    config.write_text(f"detector: {remote}\nthreshold: 0.5\n")
     (tmp_path / "in.jsonl").write_text('{"answer": "hi"}\n')
     scanned = CliRunner().invoke(app, ["scan", str(tmp_path / "in.jsonl"), "-o", "-", "--config", str(config)])
     assert scanned.exit_code == 2
