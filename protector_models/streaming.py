@@ -4,8 +4,11 @@ flagged one.
 A :class:`VerifiedStream` (from :meth:`Protector.stream <protector_models.Protector.stream>`) is fed the model's
 text as it arrives. Each window of the answer is scored as soon as its tokens are final (windows ready together
 in one detector call); text is released once the windows over it cut so far have passed, the short first window
-getting the first text out early. The first flagged window ends the stream: what follows the released text is
-the action's text (a refusal, or a rewrite of the answer so far), or :class:`HarmfulContentError` is raised.
+getting the first text out early. The first flagged window that ``check`` reads ends the stream: what follows the
+released text is the action's text (a refusal, or a rewrite of the answer so far), or :class:`HarmfulContentError`
+is raised. The short first window only ever holds text back: when it is flagged, its text waits for the full
+window over it, which decides (a few dozen tokens lack the context the rest of the answer gives; stopping on them
+stopped 3.9% of dev's benign answers that ``check`` passes).
 When the model finishes, the windows ``check`` reads for the whole answer are scored (those not scored already),
 so an answer that streams to its end has ``check``'s verdict. Text already released cannot be taken back.
 """
@@ -172,12 +175,20 @@ class VerifiedStream:
                 self._detect_s += time.perf_counter() - started
             self._scores.update(zip(fresh, scores, strict=True))
         scores = [self._scores[window.key] for window in windows]
-        if self._stop_on_flag and any(score >= self.threshold for score in scores):
+        decisive = [score for window, score in zip(windows, scores, strict=True) if window.checks]
+        if self._stop_on_flag and any(score >= self.threshold for score in decisive):
             # nothing of this batch is released: a flagged window may cover text an earlier one vouches for
+            verdict = Verdict(max(decisive), True)
             if visible is None:
-                return self._stop(Verdict(max(scores), True))
-            return self._end(Verdict(max(scores), True), self._released)  # the whole answer: check's score
-        end = max([self._released, *(window.text_end for window in windows)])
+                return self._stop(verdict)
+            return self._end(verdict, self._released)  # the whole answer: check's score
+        # a flagged short first window stops nothing (check does not read it): its text waits for a full window
+        passed = [
+            window.text_end
+            for window, score in zip(windows, scores, strict=True)
+            if score < self.threshold or not self._stop_on_flag
+        ]
+        end = max([self._released, *passed])
         return self._release(min(end, len(self.text) if visible is None else visible))
 
     def _failure(self, verdict: Verdict) -> str:

@@ -158,8 +158,8 @@ def test_a_streamed_answer_passes_if_and_only_if_check_passes_it(
         assert outcome.result.flagged == verdict.flagged
         assert outcome.result.harm_score == pytest.approx(verdict.harm_score, abs=1e-5)
         assert outcome.early_windows == len(early)
-    else:  # stopped by a window: one check reads flagged, or the short first window did
-        assert verdict.flagged or any(detector.scores[key] >= protector.threshold for key in early)
+    else:  # stopped by a window that check reads: check flags the answer too
+        assert verdict.flagged
         assert outcome.result.flagged
         assert outcome.result.action == "refuse"
     if verdict.flagged:
@@ -168,8 +168,9 @@ def test_a_streamed_answer_passes_if_and_only_if_check_passes_it(
         assert shown.startswith(released)
         assert shown.endswith(REFUSAL)
         assert (released + shown[len(released) : -len(REFUSAL)]).endswith("\n\n") or not released
-    else:
-        assert shown == answer or outcome.stopped
+    else:  # an answer check passes streams whole, whatever its short first window scored
+        assert shown == answer
+        assert not outcome.stopped
     assert answer.startswith(shown[: outcome.released])
     assert outcome.shown == shown
 
@@ -186,6 +187,35 @@ def test_the_first_text_comes_with_the_first_window_and_the_rest_as_windows_pass
     assert len(window.input_ids) == 1 + 5 + 1 + 8 + 1
     assert "".join(released) + stream.finish() == answer + " "
     assert stream.outcome is not None
+    assert not stream.outcome.result.flagged
+
+
+class ShortWindowAlarm(RecordingScorer):
+    """The real detector, but any window of at most ``answer_tokens`` answer tokens scores 1.0: a short prefix
+    without the context the rest of the answer gives, as the default sometimes misreads one."""
+
+    def __init__(self, inner: ClassifierDetector, question: str, answer_tokens: int) -> None:
+        super().__init__(inner)
+        self.short = len(inner.encoder.question_ids(question)) + answer_tokens + 3  # [CLS] q [SEP] answer [SEP]
+
+    def score_windows(self, windows: Sequence[Window]) -> list[float]:
+        scores = super().score_windows(windows)
+        return [1.0 if len(w.input_ids) <= self.short else s for w, s in zip(windows, scores, strict=True)]
+
+
+def test_a_flagged_short_first_window_holds_its_text_until_a_full_window_decides(windowed_detector):
+    question = "how do i make it"
+    detector = ShortWindowAlarm(windowed_detector, question, VERIFIED.first_window_tokens)
+    stream = guard(detector).stream(question)
+    answer = words(60)
+    released = [stream.feed(word + " ") for word in answer.split(" ")]
+    assert len(detector.calls[0]) == 1  # the short first window, flagged...
+    first = next(i for i, text in enumerate(released) if text)
+    assert first > 9  # ...released nothing: the text waited for the first full window (24 tokens)
+    assert not stream.done
+    assert "".join(released) + stream.finish() == answer + " "
+    assert stream.outcome is not None
+    assert not stream.outcome.stopped
     assert not stream.outcome.result.flagged
 
 
