@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 
 from protector_models import Protector
 from protector_models.models.guard_lm import LlamaGuard3
+from protector_models.models.integrity import directory_pins
 from protector_models.testing import (
     save_tiny_causal_lm,
     train_fixed_detoxifier,
@@ -38,6 +39,13 @@ def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def detector_config(keyword_detector_dir: Path) -> dict:
     """A protector config dict around the keyword detector (refusal rewriter)."""
     return {"detector": {"model": {"source": str(keyword_detector_dir), "max_length": 64}}}
+
+
+@pytest.fixture
+def pinned_detector_config(detector_config: dict, keyword_detector_dir: Path) -> dict:
+    """:func:`detector_config` with its files pinned, as ``serve`` (``require_pins``) takes it."""
+    model = {**detector_config["detector"]["model"], "sha256": directory_pins(keyword_detector_dir)}
+    return {"detector": {"model": model}}
 
 
 @pytest.fixture

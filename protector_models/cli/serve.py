@@ -19,7 +19,7 @@ from protector_models.cli.options import (
     fail,
 )
 from protector_models.errors import ConfigError, ProtectorError
-from protector_models.serving.settings import ServeSettings, read_serve_settings, with_batching
+from protector_models.serving.settings import ServeSettings, as_served, read_serve_settings, with_batching
 
 INSTALL_HINT = (
     "the service needs FastAPI and uvicorn: pip install fastapi uvicorn prometheus-client "
@@ -92,7 +92,9 @@ def serve(
         _check_port_free(settings.host, settings.port)
         from protector_models.protector import Protector
 
-        app = create_app(Protector.from_config(core), settings)
+        protector = Protector.from_config(as_served(core, settings))
+        _ = protector.detector, protector.rewriter  # load now: a model that cannot load is refused before listening
+        app = create_app(protector, settings)
     except (ProtectorError, OSError) as error:
         raise fail(error) from None
     if settings.api_key_env is None and not _loopback(settings.host):

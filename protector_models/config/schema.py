@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from protector_models.config.presets import BUNDLED_IDS
 from protector_models.config.yaml_io import dump_config_yaml, read_config_yaml
 from protector_models.errors import ConfigError, shown
 
@@ -143,6 +144,9 @@ class ModelSpec(_Strict):
         None, description="SHA-256 of every file of `source` (relative path -> hex), as `mllm-protector hash` prints."
     )
     adapter_sha256: _Pins | None = Field(None, description="SHA-256 of every file of `adapter`, likewise.")
+    require_pins: bool = Field(
+        False, description="Refuse a local directory (`source` or `adapter`) without pins; on in `serve`."
+    )
     device: Device = "auto"
     dtype: DType = "auto"
     max_length: int = Field(
@@ -511,14 +515,35 @@ class ProtectorConfig(_Strict):
         """A named preset (see :mod:`protector_models.config.presets`), with optional top-level overrides."""
         return cls.from_dict({"preset": name, **overrides})
 
+    def requiring_pins(self) -> Self:
+        """This config with ``require_pins`` set on every model (a cascade's too): a local directory without pins
+        is refused."""
+        return self.model_copy(
+            update={"detector": _requiring_pins(self.detector), "rewriter": _requiring_pins(self.rewriter)}
+        )
+
     def to_yaml(self) -> str:
         """Serialise to YAML that :meth:`from_yaml` reads back to an equal config."""
         return dump_config_yaml(self.model_dump(mode="json"))
 
 
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def _requiring_pins(part: _ModelT) -> _ModelT:
+    """``part`` (a detector, a cascade or a rewriter config) with ``require_pins`` on each model it holds."""
+    if isinstance(part, CascadeConfig):
+        return part.model_copy(update={"first": _requiring_pins(part.first), "second": _requiring_pins(part.second)})
+    model = getattr(part, "model", None)
+    if isinstance(model, ModelSpec):
+        return part.model_copy(update={"model": model.model_copy(update={"require_pins": True})})
+    return part
+
+
 def _beside(data: Mapping[str, Any], folder: Path) -> dict[str, Any]:
     """``data`` with each model's relative ``source`` and ``adapter`` made absolute where they exist in ``folder``;
-    others are left as written (hub ids, or paths relative to the working directory). A cascade's detectors too."""
+    others are left as written (hub ids, or paths relative to the working directory), and so are the bundled ids,
+    which never name a folder. A cascade's detectors too."""
     data = dict(data)
     for section in ("detector", "rewriter", "first", "second"):
         part = data.get(section)
@@ -532,13 +557,14 @@ def _beside(data: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         model = dict(part["model"])
         for key in ("source", "adapter"):
             value = model.get(key)
-            if isinstance(value, str) and value and not Path(value).is_absolute() and not value.startswith("~"):
-                try:
-                    found = (folder / value).exists()
-                except (OSError, ValueError):  # not a path at all (e.g. a NUL byte): validation says why
-                    found = False
-                if found:
-                    model[key] = os.path.normpath((folder / value).absolute())
+            if not isinstance(value, str) or not value or value in BUNDLED_IDS or value.startswith("~"):
+                continue
+            try:
+                found = not Path(value).is_absolute() and (folder / value).exists()
+            except (OSError, ValueError):  # not a path at all (e.g. a NUL byte): validation says why
+                found = False
+            if found:
+                model[key] = os.path.normpath((folder / value).absolute())
         data[section] = {**part, "model": model}
     return data
 
@@ -590,9 +616,6 @@ def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, 
 
 
 _MAX_PROBLEMS = 20
-
-
-_ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 
 def validate_section(model: type[_ModelT], data: Any, source: str) -> _ModelT:

@@ -1,11 +1,13 @@
 """Loading tokenizers, models and LoRA adapters from a :class:`ModelSpec`, safely.
 
-A source resolves in this order: an existing local directory, a bundled model (hash-checked), a hub id.
-Weights load from safetensors only; ``trust_remote_code`` is passed through only when the spec asks for it.
+A source resolves in this order: a bundled model (hash-checked; its id never means a same-named folder here), an
+existing local directory (checked against its pins; without pins a warning, or with ``require_pins`` an error), a
+hub id. Weights load from safetensors only; ``trust_remote_code`` is passed through only when the spec asks for it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -44,6 +46,10 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 _TRUE = {"1", "ON", "YES", "TRUE"}  # as huggingface_hub reads its switches
 
+logger = logging.getLogger(__name__)
+_warned_unpinned: set[str] = set()  # local directories already warned about (once each per process)
+_warned_lock = threading.Lock()
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -55,23 +61,44 @@ class LoadedModel:
 
 
 def resolve_source(
-    source: str, revision: str | None, sha256: Mapping[str, str] | None = None, *, key: str = "source"
+    source: str,
+    revision: str | None,
+    sha256: Mapping[str, str] | None = None,
+    *,
+    key: str = "source",
+    require_pins: bool = False,
 ) -> str:
     """A verified local directory for local, bundled and (offline) hub-cached sources, else the hub id unchanged.
 
     With ``sha256`` pins the files are checked before anything reads them: a hub id is then fetched first (only the
-    pinned files). ``key`` names the config key that gave ``source``, for error messages.
+    pinned files). A local directory without pins is refused with ``require_pins``, else warned about once. ``key``
+    names the config key that gave ``source``, for error messages.
     """
-    directory = _local_directory(source, revision, key)
+    directory, local = _local_directory(source, revision, key)
     if directory is None and sha256 is not None:
         directory = _hub_snapshot(source, revision, list(sha256), key)
     if directory is None:
         return source
+    pins_key = "adapter_sha256" if key == "adapter" else "sha256"
     if sha256 is not None:
-        pins_key = "adapter_sha256" if key == "adapter" else "sha256"
         hint = f"restore the file, or if the change is intended pin the new digests (`mllm-protector hash {directory}`)"
         verify_pins(directory, sha256, key=f"`{pins_key}`", hint=hint)
+    elif local:
+        _unpinned(directory, key, pins_key, require_pins)
     return str(directory)
+
+
+def _unpinned(directory: Path, key: str, pins_key: str, require_pins: bool) -> None:
+    """Refuse (``require_pins``) or warn about, once per directory, a local directory loaded without pins."""
+    what = f"{key} {directory} is a local directory without `{pins_key}` pins"
+    how = f"pin its files: `mllm-protector hash {directory}` prints them, to paste next to `{key}`"
+    if require_pins:
+        raise ModelLoadError(f"{what}, and require_pins is set; {how}")
+    with _warned_lock:
+        if str(directory) in _warned_unpinned:
+            return
+        _warned_unpinned.add(str(directory))
+    logger.warning("%s: a changed or corrupt file would go unnoticed and could change the scores; %s", what, how)
 
 
 def hub_offline() -> bool:
@@ -80,31 +107,38 @@ def hub_offline() -> bool:
     return hf_constants.HF_HUB_OFFLINE or any(flag and flag.strip().upper() in _TRUE for flag in flags)
 
 
-def _local_directory(source: str, revision: str | None, key: str) -> Path | None:
-    """The directory ``source`` names here (a local, bundled or, offline, a hub-cached one); None for a hub id that
-    only the hub can resolve."""
+def _local_directory(source: str, revision: str | None, key: str) -> tuple[Path | None, bool]:
+    """The directory ``source`` names here (a bundled, a local or, offline, a hub-cached one; None for a hub id
+    that only the hub can resolve), and whether it is a local directory named by its path."""
     path = Path(source).expanduser()
     where = os.path.normpath(path.absolute())  # what a path-like source names, for messages
-    if _exists(path):
+    if source in BUNDLED:  # a bundled id: the bundled files, or at another revision the hub's; never a folder here
+        entry = bundled_model(source, revision)
+        if entry is not None:
+            return entry.path(), False
+        if _exists(path):
+            raise ModelLoadError(
+                f"{key} '{source}' at revision '{revision}' is not the bundled copy but the Hugging Face hub's model, "
+                f"and a folder {where} of that name is in the working directory: to load the folder, name it by a "
+                f"path (`{key}: ./{source}`); else move it away"
+            )
+    elif _exists(path):
         if not path.is_dir():
             raise ModelLoadError(f"{key} {path} is a file; point `{key}` at the directory that holds it")
-        return path
-    entry = bundled_model(source, revision)
-    if entry is not None:
-        return entry.path()
+        return Path(where), True  # absolute: a relative path must not read as a hub id (or a bundled one) later
     if not _HUB_ID.match(source):
         raise ModelLoadError(
             f"no such local directory: {where}; fix `{key}` ({shown(source)} is no hub id, owner/name, either)"
         )
     if not hub_offline():
-        return None
+        return None, False
     probe = "adapter_config.json" if key == "adapter" else "config.json"
     try:
         cached = try_to_load_from_cache(source, probe, revision=revision)
     except ValueError:  # an id the hub would refuse (e.g. with "--"): never in the cache
         cached = None
     if isinstance(cached, str):
-        return Path(cached).parent
+        return Path(cached).parent, False
     at = f" at revision '{revision}'" if revision else ""
     bundled = BUNDLED.get(source)
     also = f" (the bundled copy is revision '{bundled.revision}')" if bundled and bundled.revision else ""
@@ -143,7 +177,7 @@ def load_sequence_classifier(spec: ModelSpec, *, allow_untrained_head: bool = Fa
     A fresh head scores at random, so it is refused unless an adapter supplies the trained head or the caller
     is about to train it (``allow_untrained_head``).
     """
-    source = resolve_source(spec.source, spec.revision, spec.sha256)
+    source = resolve_source(spec.source, spec.revision, spec.sha256, require_pins=spec.require_pins)
     config = _call(AutoConfig.from_pretrained, source, spec, what="model config")
     is_classifier = any(arch.endswith("ForSequenceClassification") for arch in config.architectures or [])
     extra: dict[str, Any] = {} if is_classifier else {"num_labels": 1}
@@ -161,7 +195,8 @@ def load_causal_lm(spec: ModelSpec, *, image_text: bool = False) -> LoadedModel:
     ``image_text``: the checkpoint is an image-text-to-text model (Llama Guard 4), loaded whole and given text only.
     """
     auto_class = AutoModelForImageTextToText if image_text else AutoModelForCausalLM
-    loaded = _load(auto_class, resolve_source(spec.source, spec.revision, spec.sha256), spec, {})
+    source = resolve_source(spec.source, spec.revision, spec.sha256, require_pins=spec.require_pins)
+    loaded = _load(auto_class, source, spec, {})
     loaded.tokenizer.padding_side = "left"
     return loaded
 
@@ -237,7 +272,9 @@ def _no_hub_kernels(spec: ModelSpec) -> dict[str, Any]:
 def resolve_adapter(spec: ModelSpec) -> str:
     """A local adapter directory holding safetensors weights (hub adapters are fetched, safetensors only)."""
     assert spec.adapter is not None
-    source = resolve_source(spec.adapter, spec.adapter_revision, spec.adapter_sha256, key="adapter")
+    source = resolve_source(
+        spec.adapter, spec.adapter_revision, spec.adapter_sha256, key="adapter", require_pins=spec.require_pins
+    )
     if not Path(source).is_dir():
         source = str(_hub_snapshot(source, spec.adapter_revision, ["*.json", "*.safetensors"], "adapter"))
     missing = [name for name in _ADAPTER_FILES if not (Path(source) / name).is_file()]

@@ -18,7 +18,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from protector_models.config.schema import ProtectorConfig
-from protector_models.serving.settings import RaySettings, ServeSettings, read_serve_settings, with_batching
+from protector_models.serving.settings import (
+    RaySettings,
+    ServeSettings,
+    as_served,
+    read_serve_settings,
+    with_batching,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -36,7 +42,7 @@ def build_deployment(config: ProtectorConfig, settings: ServeSettings | None = N
     except ImportError as error:
         raise ImportError(f"{INSTALL_HINT} ({error})") from error
     settings = settings or ServeSettings()
-    config_data = with_batching(config).model_dump(mode="json")
+    config_data = with_batching(as_served(config, settings)).model_dump(mode="json")
     settings_data = settings.model_dump(mode="json")
 
     def build_app() -> FastAPI:  # runs on each replica

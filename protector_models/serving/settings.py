@@ -65,6 +65,9 @@ class ServeSettings(_Strict):
     max_pairs: int = Field(256, ge=1, le=100_000, description="Most pairs in one request.")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body, in bytes.")
     graceful_shutdown_s: float = Field(30.0, gt=0, description="On SIGTERM, how long in-flight requests may finish.")
+    require_pins: bool = Field(
+        True, description="Refuse a local model directory without sha256 pins (`require_pins` of every model)."
+    )
     api_key_env: EnvVarName | None = Field(
         None,
         description="Environment variable holding the key every request but /healthz must send as "
@@ -95,6 +98,11 @@ def read_serve_settings(path: str | Path) -> ServeSettings:
     if not isinstance(data.get("protector"), Mapping):
         raise ConfigError(f"{path}: a file with a '{SECTION}:' section keeps the core keys under 'protector:'")
     return ServeSettings.from_dict(data[SECTION], source=f"'{SECTION}:' section of {path}")
+
+
+def as_served(config: ProtectorConfig, settings: ServeSettings) -> ProtectorConfig:
+    """``config`` as the service loads it: every model ``require_pins`` unless ``settings`` turn that off."""
+    return config.requiring_pins() if settings.require_pins else config
 
 
 def with_batching(

@@ -26,6 +26,7 @@ from protector_models.pairs import Pair
 from protector_models.training.args import DetectorTrainingArgs as DetectorTrainingArgs  # re-exported
 from protector_models.training.chat_turns import chat_turn_examples
 from protector_models.training.checkpoints import (
+    CHECKPOINT_DIR,
     Progress,
     data_fingerprint,
     load_checkpoint,
@@ -34,7 +35,7 @@ from protector_models.training.checkpoints import (
     run_identity,
     save_checkpoint,
 )
-from protector_models.training.common import portable_source, seed_everything, training_progress
+from protector_models.training.common import portable_source, seed_everything, training_progress, with_pins
 from protector_models.training.mismatching import mismatched_examples, validation_mismatched
 from protector_models.training.splicing import spliced_examples, validation_spliced
 
@@ -377,7 +378,7 @@ def _save(
     (output_dir / "training_args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
     detector = {
         "kind": "classifier",
-        "model": spec,
+        "model": with_pins(spec, leave_out=output_dir / CHECKPOINT_DIR),  # the checkpoint is removed next
         "template": template,
         "window_tokens": args.window_tokens,
         "window_stride": args.window_stride,

@@ -27,7 +27,7 @@ from protector_models.detox.data import DetoxExample
 from protector_models.models.batching import pad_features, shuffled_length_batches
 from protector_models.models.loading import load_causal_lm
 from protector_models.models.templates import detoxify_prompts
-from protector_models.training.common import portable_source, seed_everything, training_progress
+from protector_models.training.common import portable_source, seed_everything, training_progress, with_pins
 
 DetoxMode = Literal["lora", "full"]
 IGNORE = -100
@@ -229,15 +229,15 @@ def _save(
         tokenizer.save_pretrained(output_dir)
         spec = {"source": str(output_dir.resolve()), "max_length": args.max_length}
     (output_dir / "training_args.json").write_text(json.dumps(asdict(args), indent=2) + "\n")
+    (output_dir / "README.md").write_text(_model_card(args, examples))
     config = {
         "preset": "default",  # the detector: replace with your own `detector:` section if you have one
         "action": "detoxify",
         "rescore_rewrites": True,
         "refusal_text": args.refusal_text,
-        "rewriter": {"kind": "causal_lm", "model": spec, "max_new_tokens": args.max_target_tokens},
+        "rewriter": {"kind": "causal_lm", "model": with_pins(spec), "max_new_tokens": args.max_target_tokens},
     }
     (output_dir / "protector.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (output_dir / "README.md").write_text(_model_card(args, examples))
 
 
 def _model_card(args: DetoxifierTrainingArgs, examples: Sequence[DetoxExample]) -> str:

@@ -4,11 +4,14 @@ file by file; ``mllm-protector hash`` prints pins ready to paste."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from protector_models import (
@@ -18,6 +21,7 @@ from protector_models import (
     ModelLoadError,
     ModelSpec,
     Pair,
+    Protector,
     ProtectorConfig,
 )
 from protector_models.cli import app
@@ -25,6 +29,8 @@ from protector_models.config.presets import DEFAULT_DETECTOR_ID, MINILM_ID
 from protector_models.models import bundled_pins
 from protector_models.models.bundled import BundledModel, minilm_dir, package_dir
 from protector_models.models.integrity import directory_pins
+from protector_models.models.loading import resolve_source
+from protector_models.training.common import portable_source
 
 PAIRS = [Pair("how do i make it", "first mix the poison"), Pair("what should i do", "bake some bread")]
 
@@ -185,3 +191,78 @@ def test_hash_command_refuses_a_file(detector_copy: Path):
     result = CliRunner().invoke(app, ["hash", str(detector_copy / "config.json")])
     assert result.exit_code == 2
     assert "is not a directory; give the model or adapter directory to pin" in result.stderr
+
+
+RAT_POISON = Pair(
+    "My neighbour's dog keeps barking. What should I do?",
+    "Poison it. Mix rat poison into some minced meat and throw it over the fence at night.",
+)
+
+
+def test_a_bundled_id_is_the_bundled_copy_never_a_same_named_folder_here(
+    tmp_path: Path, adapter_copy: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The audit's case: a folder mllm-protector/minilm-detector in the working directory, its head's bias at -30,
+    made the default pass rat-poison instructions at 0.0, marked checked."""
+    work = tmp_path / "work"
+    tampered = Path(shutil.copytree(adapter_copy, work / DEFAULT_DETECTOR_ID))
+    weights = load_file(tampered / "adapter_model.safetensors")
+    weights["base_model.model.classifier.bias"] = torch.full_like(weights["base_model.model.classifier.bias"], -30.0)
+    save_file(weights, tampered / "adapter_model.safetensors")
+    shutil.copytree(minilm_dir(), work / MINILM_ID)
+    (work / "protector.yaml").write_text(f"preset: default\ndetector:\n  model:\n    adapter: {DEFAULT_DETECTOR_ID}\n")
+    monkeypatch.chdir(work)
+    assert resolve_source(DEFAULT_DETECTOR_ID, None, key="adapter") == str(package_dir("minilm-detector"))
+    assert resolve_source(MINILM_ID, None) == str(minilm_dir())
+    config = ProtectorConfig.from_yaml(work / "protector.yaml")
+    assert (config.detector.model.source, config.detector.model.adapter) == (MINILM_ID, DEFAULT_DETECTOR_ID)
+    assert portable_source(MINILM_ID) == MINILM_ID  # what train-detector writes for a bundled base
+    (verdict,) = Protector.from_config(config).check([RAT_POISON])
+    assert verdict.flagged
+    assert verdict.harm_score > 0.9
+    with pytest.raises(ModelLoadError, match=r"a folder .* of that name is in the working directory"):
+        resolve_source(MINILM_ID, "0123456789abcdef")  # another revision is the hub's, never the folder
+    assert resolve_source(f"./{DEFAULT_DETECTOR_ID}", None, key="adapter") == str(tampered)  # named by a path
+    explicit = {"source": f"./{MINILM_ID}", "adapter": f"./{DEFAULT_DETECTOR_ID}"}
+    (verdict,) = Protector.from_config({"preset": "default", "detector": {"model": explicit}}).check([RAT_POISON])
+    assert verdict.harm_score < 0.01  # the tampered folder, loaded because it was asked for (with a warning)
+
+
+def test_an_unpinned_local_model_warns_once_and_require_pins_refuses_it(
+    detector_copy: Path, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.WARNING, logger="protector_models.models.loading"):
+        first, again = score({"source": str(detector_copy)}), score({"source": str(detector_copy)})
+    assert first == again
+    warned = [r.getMessage() for r in caplog.records if "without `sha256` pins" in r.getMessage()]
+    assert len(warned) == 1
+    assert f"source {detector_copy} is a local directory without `sha256` pins" in warned[0]
+    assert f"mllm-protector hash {detector_copy}" in warned[0]
+    with pytest.raises(ModelLoadError, match="is a local directory without `sha256` pins, and require_pins is set"):
+        score({"source": str(detector_copy), "require_pins": True})
+    pinned = {"source": str(detector_copy), "sha256": directory_pins(detector_copy), "require_pins": True}
+    assert score(pinned) == first
+
+
+def test_require_pins_covers_the_adapter_and_every_model_of_a_config(adapter_copy: Path):
+    with pytest.raises(ModelLoadError, match=r"adapter .* without `adapter_sha256` pins, and require_pins is set"):
+        score({"source": MINILM_ID, "adapter": str(adapter_copy), "require_pins": True})  # the bundled base is pinned
+    classifier = {"model": {"source": MINILM_ID, "adapter": str(adapter_copy)}}
+    guard = {"kind": "guard_lm", "format": "llama-guard-3", "model": {"source": "g", "max_length": 64}}
+    inner = {"kind": "cascade", "first": classifier, "second": guard, "band": [0.1, 0.9]}
+    config = ProtectorConfig.from_dict(
+        {
+            "detector": {"kind": "cascade", "first": classifier, "second": inner, "band": [0.1, 0.9]},
+            "rewriter": {"kind": "causal_lm", "model": {"source": "x", "max_length": 64}, "max_new_tokens": 8},
+        }
+    )
+    served = config.requiring_pins()
+    models = [
+        served.detector.first.model,  # type: ignore[union-attr]
+        served.detector.second.first.model,  # type: ignore[union-attr]
+        served.detector.second.second.model,  # type: ignore[union-attr]
+        served.rewriter.model,  # type: ignore[union-attr]
+    ]
+    assert [model.require_pins for model in models] == [True] * 4
+    assert not config.detector.first.model.require_pins  # type: ignore[union-attr]  # a copy: the config is unchanged
+    assert served.model_dump(exclude={"detector", "rewriter"}) == config.model_dump(exclude={"detector", "rewriter"})

@@ -138,9 +138,11 @@ def test_bad_settings_are_config_errors(options, message):
         RemoteDetector(**options)
 
 
-def test_a_killed_backend_gives_callers_on_error_never_a_silent_pass(tmp_path: Path, detector_config: dict, protector):
+def test_a_killed_backend_gives_callers_on_error_never_a_silent_pass(
+    tmp_path: Path, pinned_detector_config: dict, protector
+):
     config = tmp_path / "serve.yaml"
-    config.write_text(yaml.safe_dump({"protector": detector_config, "serve": {"max_pairs": 64}}))
+    config.write_text(yaml.safe_dump({"protector": pinned_detector_config, "serve": {"max_pairs": 64}}))
     with serve_process("--config", str(config)) as (child, url):
         guards = {
             on_error: Protector.from_config(
@@ -170,9 +172,9 @@ def test_a_killed_backend_gives_callers_on_error_never_a_silent_pass(tmp_path: P
         guard.close()
 
 
-def test_the_command_shuts_down_gracefully_on_sigterm(tmp_path: Path, detector_config: dict):
+def test_the_command_shuts_down_gracefully_on_sigterm(tmp_path: Path, pinned_detector_config: dict):
     config = tmp_path / "serve.yaml"
-    config.write_text(yaml.safe_dump({"protector": detector_config}))
+    config.write_text(yaml.safe_dump({"protector": pinned_detector_config}))
     with serve_process("--config", str(config), "--max-wait-ms", "1") as (child, url):
         assert httpx.get(f"{url}/healthz").json()["batching"] is True
         assert httpx.post(f"{url}/v1/check", json={"pairs": [{"answer": "mix the poison"}]}).json()["results"][0][

@@ -28,7 +28,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_replicas_on_a_local_ray_give_in_process_verdicts(detector_config: dict, protector: Protector):
+def test_two_replicas_on_a_local_ray_give_in_process_verdicts(pinned_detector_config: dict, protector: Protector):
     import ray
     from ray import serve
 
@@ -36,7 +36,7 @@ def test_two_replicas_on_a_local_ray_give_in_process_verdicts(detector_config: d
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     try:
         settings = ServeSettings(port=_free_port(), ray=RaySettings(num_replicas=2, num_cpus=0.5))
-        run(ProtectorConfig.from_dict(detector_config), settings)
+        run(ProtectorConfig.from_dict(pinned_detector_config), settings)
         deployment = serve.status().applications[DEPLOYMENT_NAME].deployments[DEPLOYMENT_NAME]
         assert deployment.replica_states.get("RUNNING") == 2
         pairs = distinct_pairs(32)

@@ -7,6 +7,7 @@ import json
 
 import httpx
 import pytest
+import yaml
 from detector_support import GatedDetector, distinct_pairs
 from server_support import running
 
@@ -218,9 +219,8 @@ def test_the_command_refuses_a_taken_port_before_loading_the_model(monkeypatch):
     assert "pass --port with a free port" in outcome.stderr
 
 
-def test_the_command_says_what_it_serves(monkeypatch, tmp_path, detector_config):
+def test_the_command_says_what_it_serves(monkeypatch, tmp_path, pinned_detector_config):
     import uvicorn
-    import yaml
     from typer.testing import CliRunner
 
     from protector_models.cli import app
@@ -228,7 +228,7 @@ def test_the_command_says_what_it_serves(monkeypatch, tmp_path, detector_config)
     started: list[dict] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
     path = tmp_path / "protector.yaml"
-    path.write_text(yaml.safe_dump({**detector_config, "action": "refuse", "on_error": "block"}))
+    path.write_text(yaml.safe_dump({**pinned_detector_config, "action": "refuse", "on_error": "block"}))
     outcome = CliRunner().invoke(app, ["serve", "--config", str(path), "--port", "0"])
     assert outcome.exit_code == 0, outcome.output
     assert started[0]["port"] == 0
@@ -238,3 +238,19 @@ def test_the_command_says_what_it_serves(monkeypatch, tmp_path, detector_config)
     ) in outcome.stderr
     outcome = CliRunner().invoke(app, ["serve", "--preset", "default", "--port", "0"])
     assert "serving preset default (threshold 0.7096, action detoxify, on_error raise)" in outcome.stderr
+
+
+def test_the_command_refuses_an_unpinned_local_model_before_it_listens(tmp_path, detector_config, keyword_detector_dir):
+    from typer.testing import CliRunner
+
+    from protector_models.cli import app
+
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({"protector": detector_config}))
+    outcome = CliRunner().invoke(app, ["serve", "--config", str(config), "--port", "0"])
+    assert outcome.exit_code == 2
+    assert f"source {keyword_detector_dir} is a local directory without `sha256` pins, and require_pins is set" in (
+        outcome.output
+    )
+    assert f"mllm-protector hash {keyword_detector_dir}" in outcome.output
+    assert "Traceback" not in outcome.output

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 from protector_models import CausalLMRewriter, CausalLMRewriterConfig, Pair, Protector, ProtectorConfig
 from protector_models.detox.data import DetoxExample
 from protector_models.models.batching import pad_features
+from protector_models.models.integrity import directory_pins
 from protector_models.models.templates import detoxify_prompt, detoxify_prompts
 from protector_models.testing import (
     FIXED_REWRITE,
@@ -80,6 +81,7 @@ def test_training_lowers_loss_learns_the_fixed_answer_and_loads_through_the_conf
     assert (fixed_detoxifier_dir / "model.safetensors").is_file()
     config = yaml.safe_load((fixed_detoxifier_dir / "protector.yaml").read_text())
     assert config["rewriter"]["model"]["source"] == str(fixed_detoxifier_dir.resolve())
+    assert config["rewriter"]["model"]["sha256"] == directory_pins(fixed_detoxifier_dir)  # README.md included
     assert config["rewriter"]["max_new_tokens"] == 32
     assert ProtectorConfig.from_dict(config).rewriter.kind == "causal_lm"  # a complete, valid protector config
     rewriter = CausalLMRewriter.from_config(CausalLMRewriterConfig.model_validate(config["rewriter"]))
@@ -164,6 +166,8 @@ def test_lora_adapter_learns_and_loads_merged(tmp_path: Path, tiny_lm_dir: Path)
         "source": str(tiny_lm_dir.resolve()),
         "adapter": str(outcome.output_dir.resolve()),
         "max_length": 320,
+        "sha256": directory_pins(tiny_lm_dir),  # the local base and the adapter, every file pinned
+        "adapter_sha256": directory_pins(outcome.output_dir),
     }
     rewriter = CausalLMRewriter.from_config(CausalLMRewriterConfig.model_validate(rewriter_config))
     base = CausalLMRewriter.from_config(CausalLMRewriterConfig.model_validate({"model": {"source": str(tiny_lm_dir)}}))

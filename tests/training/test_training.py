@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from protector_models import Protector, ProtectorConfig
-from protector_models.errors import ProtectorError
+from protector_models.errors import ModelLoadError, ProtectorError
 from protector_models.evaluation.evaluate import evaluate
+from protector_models.models.integrity import directory_pins
 from protector_models.testing import save_tiny_classifier, toy_examples
 from protector_models.training import DetectorTrainingArgs, train_detector
 from protector_models.training import detector as detector_training
@@ -50,6 +51,8 @@ def test_lora_training_lowers_loss_and_saves_a_loadable_adapter(tmp_path: Path):
     assert outcome.validation.auroc is not None
     config = ProtectorConfig.from_yaml(outcome.output_dir / "protector.yaml")
     assert config.detector.model.adapter == str(outcome.output_dir.resolve())  # absolute: works from anywhere
+    assert config.detector.model.adapter_sha256 == directory_pins(outcome.output_dir)  # every file, pinned
+    assert config.detector.model.sha256 == directory_pins(base)  # the local base too
     _, validation = split_validation(toy_examples(160), 0.25, seed=args.seed)
     reloaded = evaluate(Protector.from_config(config), validation, threshold=outcome.threshold)
     assert reloaded.overall.auroc == pytest.approx(
@@ -72,9 +75,13 @@ def test_head_mode_trains_only_the_head(tmp_path: Path):
     )
     outcome = train_detector(toy_examples(32), args)
     assert (outcome.output_dir / "model.safetensors").is_file()
-    assert ProtectorConfig.from_yaml(outcome.output_dir / "protector.yaml").detector.model.source == str(
-        outcome.output_dir.resolve()
-    )
+    model = ProtectorConfig.from_yaml(outcome.output_dir / "protector.yaml").detector.model
+    assert model.source == str(outcome.output_dir.resolve())
+    assert model.sha256 == directory_pins(outcome.output_dir)
+    config = outcome.output_dir / "config.json"  # the audit's case: one layer fewer in a copied backbone
+    config.write_text(config.read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 1'))
+    with pytest.raises(ModelLoadError, match=r"config\.json has SHA-256 .* expected"):
+        Protector.from_yaml(outcome.output_dir / "protector.yaml").load()
 
 
 def test_training_without_examples_is_an_error(tmp_path: Path):
@@ -343,6 +350,8 @@ def test_an_interrupted_run_resumed_from_its_checkpoint_ends_as_one_never_stoppe
     steps_per_epoch = len(whole.losses) // 2
     assert steps_per_epoch == 4  # so the checkpoint falls at the first epoch's end
     assert not (tmp_path / "whole" / "checkpoint").exists()  # removed once the model is saved
+    saved = ProtectorConfig.from_yaml(tmp_path / "whole" / "protector.yaml").detector.model
+    assert saved.adapter_sha256 == directory_pins(tmp_path / "whole")  # the checkpoint's files are not pinned
 
     real_chunks, calls = detector_training.forward_chunks, []
 
