@@ -16,11 +16,21 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from protector_models.serving.shutdown import GracefulServer
+
 
 @contextmanager
 def running(app: FastAPI, *, startup_s: float = 60.0) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 (a free port) until the block ends; yields the base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    with running_server(app, startup_s=startup_s) as (_, url):
+        yield url
+
+
+@contextmanager
+def running_server(app: FastAPI, *, startup_s: float = 60.0) -> Iterator[tuple[uvicorn.Server, str]]:
+    """:func:`running`, yielding the server too (``server.should_exit = True`` is what SIGTERM does)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = GracefulServer(config, app.state.drain)
     thread = threading.Thread(target=server.run, name="test-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_s
@@ -31,7 +41,7 @@ def running(app: FastAPI, *, startup_s: float = 60.0) -> Iterator[str]:
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(30)

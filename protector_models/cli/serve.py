@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from pathlib import Path
@@ -69,6 +70,7 @@ def serve(
         import uvicorn
 
         from protector_models.serving.app import create_app
+        from protector_models.serving.shutdown import GracefulServer
     except ImportError as error:
         raise fail(ImportError(f"{INSTALL_HINT} ({error})")) from None
     try:
@@ -110,15 +112,21 @@ def serve(
         f"{scheme}://{settings.host}:{settings.port}; API docs at /docs and /openapi.json",
         err=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-        ssl_certfile=settings.ssl_certfile,
-        ssl_keyfile=settings.ssl_keyfile,
+    server = GracefulServer(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
+        ),
+        app.state.drain,
     )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C, raised again by uvicorn once it has shut down
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run: the app did not start (uvicorn logged why)
 
 
 def _loopback(host: str) -> bool:

@@ -4,7 +4,8 @@
 action; a request may override the threshold), ``GET /healthz`` says whether requests are taken, ``GET /metrics``
 is Prometheus text. With ``api_key_env`` set, every request but ``/healthz`` needs the key (``serving.auth``).
 The model loads once at start-up (the lifespan) and the protector closes at shutdown; concurrent requests share
-detector passes through the protector's micro-batcher.
+detector passes through the protector's micro-batcher. Shutting down, requests in flight get ``graceful_shutdown_s``
+to finish and are answered 503 after it (``app.state.drain``, begun by ``serving.shutdown.GracefulServer``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from protector_models.serving.schemas import (
     VerdictOut,
 )
 from protector_models.serving.settings import ServeSettings
+from protector_models.serving.shutdown import Drain, ShuttingDownError
 
 _MAX_SHOWN_PROBLEMS = 10
 
@@ -44,6 +46,7 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
     """The service for ``protector`` (loaded at start-up, closed at shutdown), limited by ``settings``."""
     settings = settings or ServeSettings()
     metrics = ServiceMetrics()
+    drain = Drain(settings.graceful_shutdown_s)
     state = {"ready": False}
 
     @asynccontextmanager
@@ -70,6 +73,7 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
     app.add_middleware(RequestMetrics, metrics=metrics)  # added last: the outermost, so it sees every reply
     app.state.protector = protector
     app.state.metrics = metrics
+    app.state.drain = drain
 
     def too_many(count: int) -> JSONResponse | None:
         if count <= settings.max_pairs:
@@ -83,8 +87,8 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
             return refused
         threshold = protector.threshold if request.threshold is None else request.threshold
         try:
-            verdicts = await protector.acheck(request.core_pairs(), threshold=threshold)
-        except ModelRuntimeError:  # on_error: raise (503): none of these pairs was checked
+            verdicts = await drain.run(protector.acheck(request.core_pairs(), threshold=threshold))
+        except (ModelRuntimeError, ShuttingDownError):  # on_error: raise, or shutting down (503): none was checked
             metrics.observe_verdicts("/v1/check", [(False, False)] * len(request.pairs))
             raise
         metrics.observe_verdicts("/v1/check", ((v.flagged, v.checked) for v in verdicts))
@@ -98,8 +102,8 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
             return refused
         threshold = protector.threshold if request.threshold is None else request.threshold
         try:
-            results = await protector.aprotect(request.core_pairs(), threshold=threshold)
-        except ModelRuntimeError:
+            results = await drain.run(protector.aprotect(request.core_pairs(), threshold=threshold))
+        except (ModelRuntimeError, ShuttingDownError):
             metrics.observe_verdicts("/v1/protect", [(False, False)] * len(request.pairs))
             raise
         metrics.observe_verdicts("/v1/protect", ((r.flagged, r.checked) for r in results))
@@ -110,10 +114,9 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
     async def healthz() -> Health | JSONResponse:
         """200 once the model is loaded and until shutdown begins; 503 otherwise."""
         kind = protector.config.detector.kind if protector.config else type(protector.detector).__name__
-        health = Health(
-            status="ok" if state["ready"] else "unavailable", detector=kind, batching=protector.batching is not None
-        )
-        return health if state["ready"] else JSONResponse(health.model_dump(), status_code=503)
+        ready = state["ready"] and not drain.begun
+        health = Health(status="ok" if ready else "unavailable", detector=kind, batching=protector.batching is not None)
+        return health if ready else JSONResponse(health.model_dump(), status_code=503)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
@@ -131,6 +134,10 @@ def create_app(protector: Protector, settings: ServeSettings | None = None) -> F
     @app.exception_handler(ModelRuntimeError)
     async def model_failed(_: Request, error: ModelRuntimeError) -> JSONResponse:
         return _error(503, f"the detector failed (on_error: raise): {error}")
+
+    @app.exception_handler(ShuttingDownError)
+    async def shutting_down(_: Request, error: ShuttingDownError) -> JSONResponse:
+        return _error(503, str(error))
 
     @app.exception_handler(HarmfulContentError)
     async def harmful(_: Request, error: HarmfulContentError) -> JSONResponse:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 import yaml
 from detector_support import GatedDetector, distinct_pairs
-from server_support import running
+from server_support import running, running_server
 
 from protector_models import Pair, Protector
 from protector_models.config.schema import BatchingConfig, ProtectorConfig
 from protector_models.serving.app import create_app
 from protector_models.serving.settings import ServeSettings
+from protector_models.serving.shutdown import CANCEL_MARGIN_S
 
 
 @pytest.fixture
@@ -220,18 +224,24 @@ def test_the_command_refuses_a_taken_port_before_loading_the_model(monkeypatch):
 
 
 def test_the_command_says_what_it_serves(monkeypatch, tmp_path, pinned_detector_config):
-    import uvicorn
     from typer.testing import CliRunner
 
     from protector_models.cli import app
+    from protector_models.serving.shutdown import GracefulServer
 
-    started: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+    started: list[GracefulServer] = []
+
+    def run(server: GracefulServer) -> None:
+        started.append(server)
+        server.started = True
+
+    monkeypatch.setattr(GracefulServer, "run", run)
     path = tmp_path / "protector.yaml"
     path.write_text(yaml.safe_dump({**pinned_detector_config, "action": "refuse", "on_error": "block"}))
     outcome = CliRunner().invoke(app, ["serve", "--config", str(path), "--port", "0"])
     assert outcome.exit_code == 0, outcome.output
-    assert started[0]["port"] == 0
+    assert started[0].config.port == 0
+    assert started[0].config.timeout_graceful_shutdown == 30 + CANCEL_MARGIN_S  # the drain answers first
     assert (
         f"serving config {path} (threshold 0.5, action refuse, on_error block) on http://127.0.0.1:0; "
         "API docs at /docs and /openapi.json"
@@ -254,3 +264,57 @@ def test_the_command_refuses_an_unpinned_local_model_before_it_listens(tmp_path,
     )
     assert f"mllm-protector hash {keyword_detector_dir}" in outcome.output
     assert "Traceback" not in outcome.output
+
+
+@pytest.mark.parametrize("finished_in_time", [True, False])
+def test_shutdown_finishes_what_fits_in_the_grace_period_and_answers_the_rest_503(
+    protector, caplog: pytest.LogCaptureFixture, finished_in_time: bool
+):
+    """The audit's case: work in flight outlasting graceful_shutdown_s was cancelled by uvicorn, a 500 with a
+    CancelledError traceback each. Now: no new connections, what finishes in the grace period is answered, the rest
+    is a clear 503, and one log line says how many."""
+    detector = GatedDetector(protector.detector)
+    detector.gate.clear()
+    settings = ServeSettings(graceful_shutdown_s=60 if finished_in_time else 1)
+    app = create_app(Protector(detector, batching=BatchingConfig(max_wait_ms=0)), settings)
+    pairs = distinct_pairs(4)
+    with caplog.at_level(logging.INFO), ThreadPoolExecutor(4) as pool, running_server(app) as (server, url):
+        replies = [pool.submit(httpx.post, f"{url}/v1/check", json=_json([pair]), timeout=30) for pair in pairs]
+        _wait_for(lambda: app.state.drain.in_flight == 4)  # one in the detector (held), three queued behind it
+        server.should_exit = True  # what uvicorn's SIGTERM handler does
+        _wait_for(lambda: _refused(f"{url}/healthz"))  # no longer accepting
+        if finished_in_time:
+            detector.gate.set()
+        else:
+            _wait_for(lambda: app.state.drain.in_flight == 0)
+            detector.gate.set()  # lets the detector's thread go, so the server can close its micro-batcher
+        replies = [reply.result() for reply in replies]
+    refusals = [record.getMessage() for record in caplog.records if "graceful_shutdown_s" in record.getMessage()]
+    if finished_in_time:
+        assert [reply.status_code for reply in replies] == [200] * 4
+        flagged = [reply.json()["results"][0]["flagged"] for reply in replies]
+        assert flagged == [verdict.flagged for verdict in protector.check(pairs)]
+        assert refusals == []
+        return
+    assert [reply.status_code for reply in replies] == [503] * 4
+    assert all(
+        "shutting down and did not finish this request within its grace period (graceful_shutdown_s: 1 s); none "
+        "of its pairs was checked: send it again" in reply.json()["detail"]
+        for reply in replies
+    )
+    assert refusals == ["shutting down: 4 request(s) still running after graceful_shutdown_s (1 s) answered 503"]
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=5)
+    except httpx.ConnectError:
+        return True
+    return False
