@@ -11,10 +11,16 @@ or with Ray's own command, which takes the same YAML (``protector:`` and ``serve
 Replicas, CPUs and GPUs per replica, and autoscaling come from the ``serve.ray`` section. Each replica builds
 its protector from the config (data only: no model crosses the network), loads the model at start-up and
 gathers its concurrent requests into shared detector passes.
+
+:func:`run` started without a Ray connection (no ``ray.init`` before it, no ``RAY_ADDRESS``) starts a local Ray
+whose every listener (GCS, raylet, agents, workers, the Serve controller, proxy and replicas) is bound to loopback;
+on a cluster, Ray's own listeners are the cluster's to close (docs/serving.md, "What Ray listens on").
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from typing import TYPE_CHECKING, Any
 
 from protector_models.config.schema import ProtectorConfig
@@ -49,6 +55,8 @@ def build_deployment(config: ProtectorConfig, settings: ServeSettings | None = N
         from protector_models.protector import Protector
         from protector_models.serving.app import create_app
 
+        _replica_grpc_on_loopback()  # before Ray Serve starts the replica's gRPC server, once this returns
+
         protector = Protector.from_config(ProtectorConfig.from_dict(config_data))
         return create_app(protector, ServeSettings.from_dict(settings_data))
 
@@ -77,13 +85,82 @@ def build_application(config: ProtectorConfig, settings: ServeSettings | None = 
 def run(
     config: ProtectorConfig, settings: ServeSettings | None = None, *, name: str = DEPLOYMENT_NAME
 ) -> DeploymentHandle:
-    """Deploy on the Ray cluster this process is connected to (a local one is started if none), HTTP on
-    ``settings.host:settings.port``; returns once every replica is up."""
+    """Deploy on the Ray cluster this process is connected to (``ray.init`` before this) or ``RAY_ADDRESS`` names,
+    else on a new local Ray bound to loopback; HTTP on ``settings.host:settings.port``. Returns once every replica
+    is up."""
     from ray import serve
 
     settings = settings or ServeSettings()
+    start_local_ray_on_loopback()
     serve.start(http_options={"host": settings.host, "port": settings.port})
     return serve.run(build_application(config, settings), name=name, route_prefix=settings.ray.route_prefix)
+
+
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's switch that, off, makes a node use the loopback address rather than the one other machines reach
+(Ray's default on Windows and macOS); ``ray.init`` reads it as ``ray._private.ray_constants.ENABLE_RAY_CLUSTER``."""
+
+
+def start_local_ray_on_loopback() -> bool:
+    """Start a local Ray bound to loopback, unless this process is connected to Ray already or ``RAY_ADDRESS``
+    names a cluster to connect to (then ``serve.start`` connects as before). Whether a local Ray was started.
+
+    Ray binds a local instance's listeners to the node's address, which on Linux is the one other machines
+    reach, unauthenticated but for Ray's token; with the node's address on loopback they listen there only.
+    """
+    import ray
+    from ray._private import ray_constants
+
+    if ray.is_initialized() or os.environ.get("RAY_ADDRESS"):
+        return False
+    saved_switch, saved_constant = os.environ.get(LOOPBACK_SWITCH), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_SWITCH] = "0"  # read by the processes Ray starts now: they inherit it
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read by ray.init here, imported before the variable was set
+    try:
+        ray.init(address="local", namespace="serve", _node_ip_address="127.0.0.1")
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_switch is None:
+            os.environ.pop(LOOPBACK_SWITCH, None)
+        else:
+            os.environ[LOOPBACK_SWITCH] = saved_switch
+    node = ray.util.get_node_ip_address()
+    if not _loopback(node):  # Ray ignored the switch: say so rather than expose the node
+        ray.shutdown()
+        raise RuntimeError(
+            f"the local Ray started on {node}, not on loopback: this Ray version no longer honours "
+            f"{LOOPBACK_SWITCH}=0; start Ray yourself (ray.init) bound as you need, then call run again"
+        )
+    return True
+
+
+def _replica_grpc_on_loopback() -> None:
+    """On a loopback node (a local Ray that :func:`run` started), bind the replica's inter-deployment gRPC server
+    to loopback too: Ray Serve binds it to every interface (``[::]:0``) whatever the node's address is."""
+    import ray
+    from ray.serve._private import replica
+
+    if not _loopback(ray.util.get_node_ip_address()):
+        return  # a cluster: its replicas must be reachable from the other nodes' proxies
+    add_port = getattr(replica, "add_port_to_grpc_server", None)
+    if add_port is None or getattr(add_port, "loopback", False):
+        return
+
+    node = ray.util.get_node_ip_address()
+    host = f"[{node}]" if ":" in node else node
+
+    def on_loopback(server: Any, address: str) -> int:
+        if address.startswith("[::]:"):  # every interface: the node's (loopback) address instead
+            address = f"{host}:{address.removeprefix('[::]:')}"
+        return int(add_port(server, address))
+
+    on_loopback.loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = on_loopback
+
+
+def _loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return (ip.ipv4_mapped or ip).is_loopback if isinstance(ip, ipaddress.IPv6Address) else ip.is_loopback
 
 
 def app_builder(args: dict[str, str]) -> Application:

@@ -6,6 +6,7 @@ Marked ``ray``: it starts Ray and two replica processes, about a minute; ``pytes
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from pathlib import Path
 
@@ -79,3 +80,57 @@ def test_replicas_resources_and_autoscaling_come_from_the_serve_section(tmp_path
     for args in ({"config": "a.yaml", "preset": "default"}, {"replicas": "2"}):
         with pytest.raises(ValueError, match="give config=FILE or preset=NAME"):
             app_builder(args)
+
+
+def test_run_without_a_ray_connection_starts_a_local_ray_whose_every_listener_is_on_loopback(
+    pinned_detector_config: dict, monkeypatch: pytest.MonkeyPatch
+):
+    """The audit's case: run() bound the app to 127.0.0.1, but 14 of Ray's new listeners (GCS, raylet, dashboard,
+    agents, Serve controller, proxy, replicas) bound every interface or the node's address."""
+    import psutil
+    import ray
+    from ray import serve
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # Ray's processes inherit the environment of the one starting it
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert not ray.is_initialized()
+    try:
+        settings = ServeSettings(port=_free_port(), ray=RaySettings(num_replicas=1, num_cpus=0.5))
+        run(ProtectorConfig.from_dict(pinned_detector_config), settings)
+        reply = httpx.post(f"http://127.0.0.1:{settings.port}/v1/check", json={"pairs": [{"answer": "mix the poison"}]})
+        assert reply.json()["results"][0]["flagged"] is True  # served, through the loopback replica
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        assert any("gcs_server" in process.name() for process in processes)
+        pids = {process.pid for process in processes}
+        listeners = [
+            (c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name())
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.pid in pids
+        ]
+        assert len(listeners) >= 8  # GCS, raylet, agents, workers, controller, proxy, replica
+        assert [listener for listener in listeners if not _on_loopback(listener[0])] == []
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def test_run_leaves_a_ray_connection_as_it_is(monkeypatch: pytest.MonkeyPatch):
+    import ray
+
+    from protector_models.serving.ray_app import start_local_ray_on_loopback
+
+    def never(**kwargs):
+        raise AssertionError("a local Ray was started")
+
+    monkeypatch.setattr(ray, "init", never)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # a cluster to join: serve.start connects to it
+    assert start_local_ray_on_loopback() is False
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    assert start_local_ray_on_loopback() is False
+
+
+def _on_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return (ip.ipv4_mapped or ip).is_loopback if isinstance(ip, ipaddress.IPv6Address) else ip.is_loopback
