@@ -19,7 +19,7 @@ MINILM: dict[str, str] = {
 }
 
 MINILM_DETECTOR: dict[str, str] = {
-    "README.md": "3afa1ca6ed626a099a40ad2a23d3a3e52684dab251ef32013d2761c24b2a5976",
+    "README.md": "83191e52ff3a9e35b8c883b5ba2c47cce8f9c85d5c5a013607d3a4ee8d1980dd",
     "adapter_config.json": "044c24e65abc59c1cf9711e8b1979f69e5ebb08e6c9213df4e380b21786802d5",
     "adapter_model.safetensors": "dbb21fb1fac567c04b2745f4a1f481f0eec83ec457172771d8d7a7cd4317c8ef",
     "training_args.json": "d9261fd02345a5e06182a035ee742072051039e3cd3796c89f984ae4e49d7cbd",
