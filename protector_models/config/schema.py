@@ -221,12 +221,17 @@ class DetectorConfig(_Strict):
 
     @model_validator(mode="after")
     def _stride_fits(self) -> Self:
-        if self.window_stride > self.window_tokens:
-            raise ValueError(
-                f"window_stride ({self.window_stride}) must not exceed window_tokens ({self.window_tokens}), "
-                "or parts of long answers would never be read"
-            )
+        _check_windows(self.window_tokens, self.window_stride)
         return self
+
+
+def _check_windows(window_tokens: int, window_stride: int) -> None:
+    """Windows that leave no answer token unread: the stride is at most the window."""
+    if window_stride > window_tokens:
+        raise ValueError(
+            f"window_stride ({window_stride}) must not exceed window_tokens ({window_tokens}), "
+            "or parts of long answers would never be read"
+        )
 
 
 def _http_url(url: str) -> str:
@@ -298,11 +303,7 @@ class GuardLMConfig(_Strict):
 
     @model_validator(mode="after")
     def _options_fit_the_format(self) -> Self:
-        if self.window_stride > self.window_tokens:
-            raise ValueError(
-                f"window_stride ({self.window_stride}) must not exceed window_tokens ({self.window_tokens}), "
-                "or parts of long answers would never be read"
-            )
+        _check_windows(self.window_tokens, self.window_stride)
         if self.excluded_categories and not self.format.startswith("llama-guard"):
             raise ValueError(f"excluded_categories is a Llama Guard option; format {self.format} has none")
         if self.policies is not None and self.format != "shieldgemma":

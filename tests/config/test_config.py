@@ -307,3 +307,15 @@ def test_a_remote_detector_needs_a_threshold_of_its_own(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"remote\.yaml: threshold: required"):
         build_config(path, None)
     assert build_config(path, None, threshold=0.65).threshold == 0.65  # --threshold counts
+
+
+@pytest.mark.parametrize(
+    "detector",
+    [
+        {"model": {"source": "/models/x"}},
+        {"kind": "guard_lm", "format": "llama-guard-3", "model": {"source": "/models/x"}},
+    ],
+)
+def test_a_stride_longer_than_the_window_is_refused(detector: dict):
+    with pytest.raises(ConfigError, match=r"window_stride \(32\) must not exceed window_tokens \(16\)"):
+        ProtectorConfig.from_dict({"detector": {**detector, "window_tokens": 16, "window_stride": 32}})
