@@ -134,26 +134,34 @@ def test_a_call_waits_for_the_device_once():
     assert all(math.isfinite(s) for s in scores)
 
 
+def score_under_a_memory_cap(
+    detector: ClassifierDetector | GuardLMDetector, pairs: list[Pair], cap_bytes: int
+) -> tuple[list[int], list[float]]:
+    """The rows of each forward pass and the scores, with this process held to ``cap_bytes`` of GPU memory."""
+    rows: list[int] = []
+    hook = detector.model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(detector.device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total), detector.device)
+    try:
+        scores = detector.score(pairs)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, detector.device)
+        hook.remove()
+    return rows, scores
+
+
 def test_a_batch_too_big_for_the_device_is_split_and_retried():
     protector = Protector.from_preset(
         "default", detector={"model": {"device": "cuda", "dtype": "float32"}, "batch_size": 256}
     )
     detector = protector.detector
     assert isinstance(detector, ClassifierDetector)
-    rows: list[int] = []
-    detector.model.register_forward_pre_hook(
-        lambda _module, _args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
-    )
     pairs = [Pair(f"question {i}", f"answer {i} " + "here is a long and careful reply " * 60) for i in range(256)]
     expected = ClassifierDetector(detector.model, detector.tokenizer, batch_size=8).score(pairs[:16])
-    torch.cuda.empty_cache()
-    total = torch.cuda.get_device_properties(detector.device).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, 2**30 / total), detector.device)  # 1 GiB in all
-    try:
-        rows.clear()
-        scores = detector.score(pairs)
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, detector.device)
+    rows, scores = score_under_a_memory_cap(detector, pairs, 2**30)  # 1 GiB in all
     assert rows[0] == 256
     assert min(rows) < 256
     assert scores[:16] == pytest.approx(expected, abs=1e-3)
@@ -285,22 +293,11 @@ def test_a_guard_lm_waits_for_the_device_once_per_call(tiny_guard_dir: Path):
 
 def test_a_guard_batch_too_big_for_the_device_is_split_and_retried(tiny_guard_dir: Path):
     detector = guard_detector(tiny_guard_dir, model={"device": "cuda", "dtype": "float32"}, batch_size=256)
-    rows: list[int] = []
-    detector.model.register_forward_pre_hook(
-        lambda _module, _args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
-    )
     pairs = [Pair(f"question {i}", f"answer {i} " + "a long and careful reply " * 40) for i in range(256)]
     expected = guard_detector(tiny_guard_dir, model={"device": "cuda", "dtype": "float32"}, batch_size=4).score(
         pairs[:8]
     )
-    torch.cuda.empty_cache()
-    total = torch.cuda.get_device_properties(detector.device).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, 2**29 / total), detector.device)  # 512 MiB in all
-    try:
-        rows.clear()
-        scores = detector.score(pairs)
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, detector.device)
+    rows, scores = score_under_a_memory_cap(detector, pairs, 2**29)  # 512 MiB in all
     assert rows[0] == 256
     assert min(rows) < 256
     assert scores[:8] == pytest.approx(expected, abs=1e-4)
