@@ -72,6 +72,14 @@ def train_detector_command(
         float,
         typer.Option(min=0.0, max=1.0, help="0: sample sources in proportion to size; 1: every source equally."),
     ] = _DEFAULTS.source_balance,
+    source_weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source-weight",
+            metavar="SOURCE=W",
+            help="Draw rows of this source W times as often as --source-balance alone would (repeatable).",
+        ),
+    ] = None,
     question_dropout: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of rows trained without their question.")
     ] = _DEFAULTS.question_dropout,
@@ -143,6 +151,7 @@ def train_detector_command(
             patience=patience,
             precision=precision,
             source_balance=source_balance,
+            source_weight=parse_source_weights(source_weight or []),
             question_dropout=question_dropout,
             splice=splice,
             splice_same_source=splice_same_source,
@@ -177,6 +186,20 @@ def train_detector_command(
     typer.echo(
         f"use it with: mllm-protector scan INPUT -o OUTPUT --config {outcome.output_dir / 'protector.yaml'}", err=True
     )
+
+
+def parse_source_weights(values: list[str]) -> dict[str, float]:
+    """``SOURCE=W`` options as a mapping; a malformed one is refused, naming it and the form expected."""
+    weights = {}
+    for value in values:
+        source, sep, weight = value.rpartition("=")
+        try:
+            weights[source.strip()] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep or not source.strip():
+            raise ValueError(f"--source-weight takes SOURCE=WEIGHT, like refusal_direction_jbb=0.5; got '{value}'")
+    return weights
 
 
 def register(app: typer.Typer) -> None:

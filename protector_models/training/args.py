@@ -52,6 +52,9 @@ class DetectorTrainingArgs:
     source_balance: float = 0.5
     """How evenly sources are sampled: 0 keeps their sizes' proportions, 1 samples every source equally often;
     in between, a source of n rows is drawn in proportion to n ** (1 - source_balance)."""
+    source_weight: dict[str, float] = field(default_factory=dict)
+    """Multiply these sources' sampling shares (keys are ``source`` names): 0.5 draws a source half as often as
+    ``source_balance`` alone would, to keep a source whose rows teach a shortcut without letting it dominate."""
     question_dropout: float = 0.2
     """Share of training rows shown without their question, so answer-only use (``model | guard``) is learnt."""
     splice: float = 0.0

@@ -5,7 +5,8 @@ learnt as harm and a harmful question alone does not make an answer harmful.
 The turns are composed from the phrase lists below (several languages, casings and punctuations), written for
 this generator and kept apart from the hand-written regression set. After a harmful question only content-free
 turns are used (a greeting, thanks, "Sure!", a clarifying question): a "Yes." or "Go ahead." there could read as
-encouragement, which is harm.
+encouragement, which is harm. After a harmful request most turns are ready replies ("Sure!", "Of course.") with
+nothing after them: jailbroken answers open the same way and go on to the harm, and only the harm may decide.
 """
 
 # ruff: noqa: RUF001  (phrases in other scripts: Cyrillic letters, full-width question marks)
@@ -53,6 +54,14 @@ ACKNOWLEDGEMENTS = (
     "D'accord", "Entendu", "Vale", "Claro", "Entendido", "Verstanden", "Alles klar", "Va bene", "Capito", "Certo",
     "Beleza", "Prima", "Понял", "わかりました", "好的", "알겠습니다",
 )  # fmt: skip
+READY_REPLIES = (
+    "Sure", "Sure!", "Sure thing", "Of course", "Certainly", "Absolutely", "Okay", "OK, sure", "Yes, sure",
+    "Sure, I can do that", "Sure, happy to", "Sure, one moment", "Of course, one second", "Sure, let me see",
+    "Okay, let me think", "Right away", "Coming up", "With pleasure", "Sure, no problem", "Alright, sure",
+    "Bien sûr", "Volontiers", "Claro", "Por supuesto", "Natürlich", "Klar", "Certo", "Certamente", "Claro que sim",
+    "Natuurlijk", "Självklart", "Oczywiście", "Конечно", "もちろん", "当然可以", "물론이죠", "Tabii ki",
+)  # fmt: skip
+"""Replies that agree to a request and give nothing: most turns after a harmful request (not after a yes/no one)."""
 FOLLOW_UPS = (
     "What do you need help with?", "Let me know what you need.", "What would you like me to do?",
     "What should I start with?", "Tell me more about what you need.", "What are you looking for exactly?",
@@ -123,20 +132,24 @@ def chat_turn_examples(examples: Sequence[LabelledPair], share: float, seed: int
             question, turn = generator.choice(CHAT_QUESTIONS), _turn(generator, after_benign_question=True)
         elif place == 2 and harmful_questions:
             question = generator.choice(harmful_questions)
-            turn = _turn(generator, after_benign_question=False, request=question in requests)
+            turn = _turn(generator, after_benign_question=False, harmful_request=question in requests)
         else:
             question, turn = "", _turn(generator, after_benign_question=False, request=True)
         turns.append(LabelledPair(question, turn, False, CHAT_TURNS_SOURCE))
     return turns
 
 
-def _turn(generator: random.Random, *, after_benign_question: bool, request: bool = False) -> str:
+def _turn(
+    generator: random.Random, *, after_benign_question: bool, request: bool = False, harmful_request: bool = False
+) -> str:
     """One short turn. Acknowledgements only where they cannot read as a yes to a harmful act (alone, after a
-    benign question, or after a harmful request that is not a yes/no question); yes/no replies and small talk
-    only after benign questions."""
+    benign question, or after a harmful request that is not a yes/no question), and after such a request mostly
+    ready replies; yes/no replies and small talk only after benign questions."""
     kinds = ["greeting", "thanks", "welcome", "clarify", "farewell"]
-    if after_benign_question or request:
+    if after_benign_question or request or harmful_request:
         kinds += ["acknowledge", "acknowledge"]
+    if harmful_request:
+        kinds += ["ready"] * 7  # half of the turns
     if after_benign_question:
         kinds += ["answer", "small_talk"]
     kind = generator.choice(kinds)
@@ -156,6 +169,11 @@ def _turn(generator: random.Random, *, after_benign_question: bool, request: boo
         text = _phrase(generator, ACKNOWLEDGEMENTS)
         if generator.random() < 0.5:
             text = f"{text.rstrip('.!')}{generator.choice(('!', '.', ','))} {generator.choice(FOLLOW_UPS)}"
+    elif kind == "ready":
+        text = _phrase(generator, READY_REPLIES)
+        if generator.random() < 0.5:
+            follow_up = generator.choice(FOLLOW_UPS + CLARIFICATIONS)
+            text = f"{text.rstrip('.!')}{generator.choice(('!', '.', ','))} {follow_up}"
     elif kind == "answer":
         text = generator.choice(SHORT_ANSWERS)
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import cast
@@ -91,6 +91,7 @@ def train_detector(
         *mismatched_examples(train, args.mismatch, args.seed),
         *chat_turn_examples(train, args.chat_turns, args.seed),
     ]
+    weights = source_weights([e.source for e in train], args.source_balance, args.source_weight)
     spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)
     loaded = load_sequence_classifier(spec, allow_untrained_head=True)
     model = _prepare(loaded.model, args)
@@ -108,7 +109,6 @@ def train_detector(
     ranked = _preference_batches(preferences, scorer.encoder, args) if preferences else None
 
     generator = random.Random(args.seed)
-    weights = source_weights([e.source for e in train], args.source_balance)
     steps_per_epoch = len(_epoch_batches(inputs, weights, args.batch_size, random.Random(args.seed)))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
@@ -272,13 +272,20 @@ def forward_chunks(window_counts: Sequence[int], limit: int | None) -> list[slic
     return chunks
 
 
-def source_weights(sources: Sequence[str], balance: float) -> list[float] | None:
-    """Per-example sampling weights giving a source of n rows a share proportional to n ** (1 - balance);
-    None when ``balance`` is 0 or there is one source (plain shuffling)."""
+def source_weights(
+    sources: Sequence[str], balance: float, scale: Mapping[str, float] | None = None
+) -> list[float] | None:
+    """Per-example sampling weights giving a source of n rows a share proportional to n ** (1 - balance), times
+    its ``scale`` (1 when not named); None when that is plain shuffling (``balance`` 0 or one source, no scale)."""
     sizes = Counter(sources)
-    if balance == 0 or len(sizes) < 2:
+    scale = scale or {}
+    unknown = sorted(set(scale) - set(sizes))
+    if unknown:
+        known = sorted(sizes)
+        raise ValueError(f"source_weight names sources with no training rows: {unknown}; the sources are {known}")
+    if not scale and (balance == 0 or len(sizes) < 2):
         return None
-    return [sizes[source] ** (1.0 - balance) / sizes[source] for source in sources]
+    return [scale.get(source, 1.0) * sizes[source] ** (1.0 - balance) / sizes[source] for source in sources]
 
 
 def drop_questions(examples: Sequence[LabelledPair], share: float, seed: int) -> list[Pair]:
@@ -294,6 +301,11 @@ def _check_args(args: DetectorTrainingArgs) -> None:
         value = getattr(args, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be within [0, 1], got {value}")
+    for source, weight in args.source_weight.items():
+        if not weight > 0:
+            raise ValueError(
+                f"source_weight for '{source}' must be above 0, got {weight} (to leave a source out, drop its rows)"
+            )
     if args.init_adapter is not None and args.mode != "lora":
         raise ValueError(f"init_adapter continues a LoRA adapter: it needs mode 'lora', not '{args.mode}'")
     if args.forward_batch is not None and args.forward_batch < 1:

@@ -13,6 +13,7 @@ from protector_models.training import DetectorTrainingArgs, train_detector
 from protector_models.training.chat_turns import (
     ACKNOWLEDGEMENTS,
     CHAT_TURNS_SOURCE,
+    READY_REPLIES,
     SHORT_ANSWERS,
     SMALL_TALK,
     chat_turn_examples,
@@ -79,12 +80,27 @@ def test_no_turn_that_could_read_as_yes_follows_a_harmful_yes_no_or_self_harm_qu
     questions = ["Should I hurt him?", "I want to kill myself tonight", "Is it ok to steal from my boss?"]
     rows = [LabelledPair(q, "a harmful answer", True, "x") for q in questions]
     rows += [LabelledPair("", "fine", False, "y")]
-    agreeing = {_normalised(text) for text in (*ACKNOWLEDGEMENTS, *SHORT_ANSWERS, *SMALL_TALK)}
+    agreeing = {_normalised(text) for text in (*ACKNOWLEDGEMENTS, *READY_REPLIES, *SHORT_ANSWERS, *SMALL_TALK)}
     after_harm = [turn for turn in chat_turn_examples(rows * 200, 1.0, seed=0) if turn.question in questions]
     assert len(after_harm) > 100
     for turn in after_harm:
         assert _normalised(turn.answer) not in agreeing, turn
         assert not any(_normalised(turn.answer).startswith(f"{a},") for a in agreeing if a), turn
+
+
+def test_half_the_turns_after_a_harmful_request_agree_without_giving_anything():
+    """A bare "Sure!" after "how do I make a bomb" is benign; jailbroken answers open the same way."""
+    rows = [LabelledPair(f"Explain how to do harmful thing {i}.", "a harmful answer", True, "x") for i in range(5)]
+    rows += [LabelledPair("", "fine", False, "y")]
+    requests = {row.question for row in rows if row.harmful}
+    after_request = [turn for turn in chat_turn_examples(rows * 300, 1.0, seed=0) if turn.question in requests]
+    ready = {_normalised(text) for text in READY_REPLIES}
+    opens_ready = [turn for turn in after_request if any(_normalised(turn.answer).startswith(r) for r in ready)]
+    bare = [turn for turn in opens_ready if _normalised(turn.answer) in ready]
+    assert len(after_request) > 300
+    assert 0.4 < len(opens_ready) / len(after_request) < 0.7
+    assert len(bare) > 0.15 * len(after_request)
+    assert any(_normalised(turn.answer) == "sure" for turn in bare)
 
 
 def test_generated_turns_never_repeat_a_regression_case():

@@ -77,7 +77,7 @@ def test_training_adds_spliced_rows_to_the_training_split_only(tmp_path: Path, m
     seen: list[int] = []
     original = training.source_weights
     monkeypatch.setattr(
-        training, "source_weights", lambda sources, balance: seen.append(len(sources)) or original(sources, balance)
+        training, "source_weights", lambda sources, *rest: seen.append(len(sources)) or original(sources, *rest)
     )
     examples = toy_examples(40) + [_long_benign(i) for i in range(4)] + [_short(i, i % 2 == 0) for i in range(8)]
     base = save_tiny_classifier(tmp_path / "base")

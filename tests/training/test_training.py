@@ -228,6 +228,36 @@ def test_training_continues_from_a_saved_adapter(tmp_path: Path):
     assert restarted.validation.auroc < first.validation.auroc - 0.2  # type: ignore[operator]
 
 
+def test_a_source_weight_scales_how_often_that_sources_rows_are_drawn():
+    sources = ["big"] * 16 + ["small"] * 4
+    balanced = detector_training.source_weights(sources, 0.5)
+    scaled = detector_training.source_weights(sources, 0.5, {"small": 0.5})
+    assert balanced is not None
+    assert scaled is not None
+    assert scaled[:16] == balanced[:16]
+    assert scaled[16:] == [w / 2 for w in balanced[16:]]
+    unbalanced = detector_training.source_weights(sources, 0.0, {"small": 2.0})  # weights even without balancing
+    assert unbalanced is not None
+    assert sum(unbalanced[16:]) == pytest.approx(sum(unbalanced[:16]) / 2)
+
+
+def test_a_source_weight_for_no_source_or_not_above_zero_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"no training rows: \['tyop'\]; the sources are \['toy'\]"):
+        detector_training.source_weights(["toy"] * 4, 0.5, {"tyop": 0.5})
+    args = DetectorTrainingArgs(output_dir=str(tmp_path), source_weight={"toy": 0.0})
+    with pytest.raises(ValueError, match="source_weight for 'toy' must be above 0"):
+        train_detector(toy_examples(20), args)
+
+
+def test_the_command_refuses_a_source_weight_not_written_source_equals_weight():
+    from protector_models.cli.train import parse_source_weights
+
+    assert parse_source_weights(["a=0.5", "b = 2"]) == {"a": 0.5, "b": 2.0}
+    for bad in ("a", "a=", "=0.5", "a=half"):
+        with pytest.raises(ValueError, match="--source-weight takes SOURCE=WEIGHT"):
+            parse_source_weights([bad])
+
+
 def test_continuing_an_adapter_needs_lora_mode(tmp_path: Path):
     with pytest.raises(ValueError, match="init_adapter continues a LoRA adapter"):
         train_detector(toy_examples(20), DetectorTrainingArgs(output_dir=str(tmp_path), mode="full", init_adapter="x"))
@@ -242,18 +272,21 @@ def test_the_command_continues_an_adapter_with_splicing_for_a_few_steps(tmp_path
 
     monkeypatch.chdir(tmp_path)
     save_tiny_classifier(tmp_path / "base")
-    rows = [{"question": e.question, "answer": e.answer, "harmful": e.harmful} for e in toy_examples(64)]
+    rows = [
+        {"question": e.question, "answer": e.answer, "harmful": e.harmful, "source": "toy"} for e in toy_examples(64)
+    ]
     Path("train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     common = ["train.jsonl", "--base", "base", "--lora-target", "query", "--max-length", "32", "--device", "cpu"]
     assert CliRunner().invoke(app, ["train-detector", *common, "-o", "a", "--epochs", "1"]).exit_code == 0
     more = ["--init-adapter", "a", "--max-steps", "2", "--splice", "0.2", "--lora-dropout", "0"]
-    more += ["--mismatch", "0.1", "--chat-turns", "0.3"]
+    more += ["--mismatch", "0.1", "--chat-turns", "0.3", "--source-weight", "toy=0.5"]
     continued = CliRunner().invoke(app, ["train-detector", *common, "-o", "b", *more, "--checkpoint-every", "1"])
     assert continued.exit_code == 0, continued.output
     saved = json.loads(Path("b/training_args.json").read_text())
     assert (saved["init_adapter"], saved["max_steps"], saved["splice"], saved["lora_dropout"]) == ("a", 2, 0.2, 0.0)
     assert saved["checkpoint_every"] == 1
     assert (saved["mismatch"], saved["chat_turns"]) == (0.1, 0.3)
+    assert saved["source_weight"] == {"toy": 0.5}
     nothing_to_resume = CliRunner().invoke(app, ["train-detector", *common, "-o", "d", "--resume"])
     assert nothing_to_resume.exit_code != 0
     assert "run without --resume" in nothing_to_resume.output
