@@ -1,7 +1,7 @@
 """A detector on the validation split that `train-detector` carves from the same files (trains nothing).
 
 python benchmarks/validation.py TRAIN.jsonl [...] [--preset default | --config protector.yaml] [--seed N]
-    [--spliced] [--mismatched]
+    [--spliced] [--mismatched] [--scores FILE]
 
 The split is the training command's (10% of each source and label, seeded), so detectors trained on the same files
 with the same seed are compared on rows none of them saw. The seed and fraction default to those in the adapter's
@@ -12,7 +12,8 @@ source's figures. `--spliced` also scores rows spliced from the validation rows 
 with another seed): whether harm late in a long answer is caught; and the rule again with those rows as one more
 source, so reading whole answers weighs in a comparison. `--mismatched` does the same with rows mismatched from the
 validation rows alone (`train-detector --mismatch`): answers under another row's question, keeping their label, so
-judging the answer rather than the question weighs in.
+judging the answer rather than the question weighs in. `--scores` writes every scored row's label, score and
+source (the extra rows included) as JSON, to study other thresholds without scoring again.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="default: the training run's, else train-detector's")
     parser.add_argument("--spliced", action="store_true", help="also score spliced validation rows")
     parser.add_argument("--mismatched", action="store_true", help="also score mismatched validation rows")
+    parser.add_argument("--scores", type=Path, help="write each row's label, score and source here (JSON)")
     options = parser.parse_args()
     if options.config:
         config = ProtectorConfig.from_yaml(options.config)
@@ -128,6 +130,9 @@ def main() -> None:
             "best_threshold": round(best, 4),
             "mean_over_sources_at_best": mean_figures(labels, checked, sources, best)["mean"],
         }
+    if options.scores:
+        rows = {"threshold": protector.threshold, "labels": labels, "scores": checked, "sources": sources}
+        options.scores.write_text(json.dumps(rows))
     print(json.dumps(result, indent=2))
 
 

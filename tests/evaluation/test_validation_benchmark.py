@@ -103,9 +103,15 @@ def test_mismatched_rows_are_scored_and_weighed_as_one_more_source(tmp_path: Pat
     config = tmp_path / "protector.yaml"
     config.write_text(f"detector:\n  model:\n    source: {model}\n")
     command = [sys.executable, str(ROOT / "benchmarks" / "validation.py"), str(data), "--config", str(config)]
-    result = json.loads(subprocess.run([*command, "--mismatched"], capture_output=True, text=True, check=True).stdout)
+    scores = tmp_path / "scores.json"
+    command += ["--mismatched", "--scores", str(scores)]
+    result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     _, held_out = split_validation(examples, 0.1, 0)
     expected = validation_mismatched(held_out)
     assert result["mismatched"]["n"] == len(expected) > 0
+    written = json.loads(scores.read_text())  # every scored row, the mismatched ones as their own source
+    assert written["labels"] == [e.harmful for e in held_out + expected]
+    assert written["sources"] == [e.source for e in held_out + expected]
+    assert len(written["scores"]) == len(held_out) + len(expected)
     assert set(result["with_mismatched"]) == {"mean_over_sources", "best_threshold", "mean_over_sources_at_best"}
     assert "spliced" not in result
