@@ -192,13 +192,14 @@ def parse_source_weights(values: list[str]) -> dict[str, float]:
     """``SOURCE=W`` options as a mapping; a malformed one is refused, naming it and the form expected."""
     weights = {}
     for value in values:
-        source, sep, weight = value.rpartition("=")
+        source, _, weight = value.rpartition("=")
         try:
-            weights[source.strip()] = float(weight)
+            number = float(weight)
         except ValueError:
-            sep = ""
-        if not sep or not source.strip():
+            number = None
+        if number is None or not source.strip():
             raise ValueError(f"--source-weight takes SOURCE=WEIGHT, like refusal_direction_jbb=0.5; got '{value}'")
+        weights[source.strip()] = number
     return weights
 
 
