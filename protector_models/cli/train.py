@@ -102,6 +102,12 @@ def train_detector_command(
         float,
         typer.Option(min=0.0, max=1.0, help="Add this share of rows: generated benign short chat turns."),
     ] = _DEFAULTS.chat_turns,
+    written_harms: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Add this share of rows: threats, self-harm encouragement, doxxing, benign twins."
+        ),
+    ] = _DEFAULTS.written_harms,
     lora_dropout: Annotated[float, typer.Option(min=0.0, max=1.0)] = _DEFAULTS.lora_dropout,
     drop_category: Annotated[
         list[str] | None,
@@ -157,6 +163,7 @@ def train_detector_command(
             splice_same_source=splice_same_source,
             mismatch=mismatch,
             chat_turns=chat_turns,
+            written_harms=written_harms,
             lora_dropout=lora_dropout,
             seed=seed,
             device=device,

@@ -19,7 +19,7 @@ MINILM: dict[str, str] = {
 }
 
 MINILM_DETECTOR: dict[str, str] = {
-    "README.md": "13469a11b607e4a068dbc54d71bcbfb8216f2b2551e74399f8aca0f149b93d4d",
+    "README.md": "0fc4cb869b0df89fc043dd7d99ec69ebcd9c4885970dd41ecfe06ec1d167a058",
     "adapter_config.json": "044c24e65abc59c1cf9711e8b1979f69e5ebb08e6c9213df4e380b21786802d5",
     "adapter_model.safetensors": "dbb21fb1fac567c04b2745f4a1f481f0eec83ec457172771d8d7a7cd4317c8ef",
     "training_args.json": "d9261fd02345a5e06182a035ee742072051039e3cd3796c89f984ae4e49d7cbd",

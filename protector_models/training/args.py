@@ -69,6 +69,9 @@ class DetectorTrainingArgs:
     chat_turns: float = 0.0
     """Rows added, as a share of the training split: generated benign short chat turns (greetings, thanks, "Sure!",
     clarifying questions), alone and after benign and harmful questions (see ``chat_turns``)."""
+    written_harms: float = 0.0
+    """Rows added, as a share of the training split: generated threats, self-harm encouragement and doxxing answers,
+    each genre beside benign answers to the same requests (see ``written_harms``)."""
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int | None = None

@@ -38,6 +38,7 @@ from protector_models.training.checkpoints import (
 from protector_models.training.common import portable_source, seed_everything, training_progress, with_pins
 from protector_models.training.mismatching import mismatched_examples, validation_mismatched
 from protector_models.training.splicing import spliced_examples, validation_spliced
+from protector_models.training.written_harms import written_harm_examples
 
 _HEAD_MODULES = ("classifier", "score", "pooler")
 
@@ -90,6 +91,7 @@ def train_detector(
         *spliced_examples(train, args.splice, args.seed, same_source=args.splice_same_source),
         *mismatched_examples(train, args.mismatch, args.seed),
         *chat_turn_examples(train, args.chat_turns, args.seed),
+        *written_harm_examples(train, args.written_harms, args.seed),
     ]
     weights = source_weights([e.source for e in train], args.source_balance, args.source_weight)
     spec = ModelSpec(source=args.base, device=args.device, dtype="float32", max_length=args.max_length)

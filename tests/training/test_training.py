@@ -279,14 +279,15 @@ def test_the_command_continues_an_adapter_with_splicing_for_a_few_steps(tmp_path
     common = ["train.jsonl", "--base", "base", "--lora-target", "query", "--max-length", "32", "--device", "cpu"]
     assert CliRunner().invoke(app, ["train-detector", *common, "-o", "a", "--epochs", "1"]).exit_code == 0
     more = ["--init-adapter", "a", "--max-steps", "2", "--splice", "0.2", "--lora-dropout", "0"]
-    more += ["--mismatch", "0.1", "--chat-turns", "0.3", "--source-weight", "toy=0.5"]
+    more += ["--mismatch", "0.1", "--chat-turns", "0.3", "--written-harms", "0.2", "--source-weight", "toy=0.5"]
+    more += ["--source-weight", "written_harms=2"]  # refused unless the generated rows joined the training rows
     continued = CliRunner().invoke(app, ["train-detector", *common, "-o", "b", *more, "--checkpoint-every", "1"])
     assert continued.exit_code == 0, continued.output
     saved = json.loads(Path("b/training_args.json").read_text())
     assert (saved["init_adapter"], saved["max_steps"], saved["splice"], saved["lora_dropout"]) == ("a", 2, 0.2, 0.0)
     assert saved["checkpoint_every"] == 1
-    assert (saved["mismatch"], saved["chat_turns"]) == (0.1, 0.3)
-    assert saved["source_weight"] == {"toy": 0.5}
+    assert (saved["mismatch"], saved["chat_turns"], saved["written_harms"]) == (0.1, 0.3, 0.2)
+    assert saved["source_weight"] == {"toy": 0.5, "written_harms": 2.0}
     nothing_to_resume = CliRunner().invoke(app, ["train-detector", *common, "-o", "d", "--resume"])
     assert nothing_to_resume.exit_code != 0
     assert "run without --resume" in nothing_to_resume.output
